@@ -1,0 +1,35 @@
+"""CRM name -> connector factory. Adding a CRM costs a module and a line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any
+
+from connectors.base import Connector, FieldMap
+
+#: CRM name -> "module:factory"; modules are imported on first use so a sandbox
+#: demo never loads a CRM client library it does not need.
+CONNECTORS: dict[str, str] = {
+    "hubspot": "connectors.hubspot:from_settings",
+    "salesforce": "connectors.salesforce:from_settings",
+    "sandbox": "connectors.sandbox:SandboxConnector.from_settings",
+}
+
+
+def _factory(crm: str) -> Callable[..., Connector]:
+    module_name, _, attribute = CONNECTORS[crm].partition(":")
+    target: Any = import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def build_connector(crm: str, settings: Any, fields: FieldMap, redis: Any = None) -> Connector:
+    """A connector for ``crm``, checked against the :class:`Connector` protocol."""
+    if crm not in CONNECTORS:
+        raise ValueError(f"unknown CRM {crm!r} (known: {', '.join(CONNECTORS)})")
+    connector = _factory(crm)(settings, fields, redis)
+    if not isinstance(connector, Connector):
+        raise TypeError(f"{crm} connector does not implement connectors.base.Connector")
+    return connector

@@ -1,0 +1,1 @@
+"""OnStrategy core: model, rule engine, pipeline, jobs, store, CLI and app factory."""

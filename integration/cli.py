@@ -1,0 +1,264 @@
+"""The ``onstrategy`` command. Each command is a thin shell over a module."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+
+from integration.settings import CRM_NAMES, Settings, SettingsError
+
+console = Console()
+CRM = click.Choice(CRM_NAMES)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _runtime(settings: Settings | None = None) -> Any:
+    from integration import jobs
+    from integration.runtime import Runtime
+
+    runtime = Runtime(settings or _settings())
+    runtime.store.migrate()
+    jobs.use_runtime(runtime)
+    return runtime
+
+
+def _rulebook(runtime: Any) -> Any:
+    rulebook = runtime.rules.current()
+    if rulebook is None:
+        for problem in runtime.rules.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException("the rule files are invalid; fix them and try again")
+    return rulebook
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens.")
+def main(verbose: bool) -> None:
+    """OnStrategy: put the sales strategy into the CRM."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+
+
+@main.command()
+def demo() -> None:
+    """Run the whole pipeline on the sandbox CRM, in-process, with a SQLite store."""
+    from integration.demo import run_demo
+
+    settings = _settings(crms=("sandbox",), redis_url="")
+    run_demo(_runtime(settings), console)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve webhooks, health, metrics, admin API and dashboard (development server)."""
+    from integration.app import create_app
+
+    app = create_app(_settings())
+    console.print(f"Serving on http://{host}:{port} (use gunicorn 'integration.app:create_app()' "
+                  "in production)")  # fmt: skip
+    app.run(host=host, port=port)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker on the project's queue (needs ONSTRATEGY_REDIS_URL)."""
+    from integration.worker import run_worker
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.ClickException("ONSTRATEGY_REDIS_URL is not set; a worker needs Redis")
+    run_worker(_runtime(settings), burst=burst)
+
+
+@main.group()
+def rules() -> None:
+    """Check and test the rule files."""
+
+
+@rules.command("check")
+@click.option(
+    "--rules", "rules_dir", type=click.Path(), help="Rules folder (ONSTRATEGY_RULES_DIR)."
+)
+def rules_check(rules_dir: str | None) -> None:
+    """Validate every rule file; one FILE:LINE: message per problem."""
+    from integration.rulebook import load_rulebook
+
+    directory = rules_dir or _settings().rules_dir
+    rulebook, problems = load_rulebook(directory)
+    for problem in problems:
+        click.echo(str(problem))
+    if rulebook is None:
+        sys.exit(1)
+    ruleset = rulebook.ruleset
+    counts = (
+        f"{len(ruleset.segments)} segments, {len(ruleset.fit)} fit rules, "
+        f"{len(ruleset.warnings)} warnings, {len(ruleset.coaching)} coaching tasks"
+    )
+    click.echo(f"{directory}: valid (ruleset {ruleset.version}: {counts}; "
+               f"target list {rulebook.targets.version})")  # fmt: skip
+
+
+@rules.command("test")
+@click.option(
+    "--rules", "rules_dir", type=click.Path(), help="Rules folder (ONSTRATEGY_RULES_DIR)."
+)
+def rules_test(rules_dir: str | None) -> None:
+    """Run the rule test cases in DIR/tests/; exit 1 on any failure."""
+    from integration.rules_tests import run_tests
+    from integration.ruleset import load_ruleset
+
+    directory = rules_dir or _settings().rules_dir
+    ruleset, problems = load_ruleset(directory)
+    if ruleset is None:
+        for problem in problems:
+            click.echo(str(problem))
+        sys.exit(1)
+    results, problems = run_tests(ruleset, directory)
+    for problem in problems:
+        click.echo(str(problem))
+    for result in results:
+        if result.passed:
+            continue
+        click.echo(f"FAIL {result.file}:{result.line}: {result.name}")
+        for key, expected, actual in result.mismatches:
+            click.echo(f"    {key}: expected {expected!r}, got {actual!r}")
+        for error in result.errors:
+            click.echo(f"    error: {error}")
+    failed = sum(not r.passed for r in results)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    if failed or problems or not results:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--crm", type=click.Choice(("hubspot", "salesforce")), required=True)
+def setup(crm: str) -> None:
+    """Create the custom fields/properties the service writes, idempotently."""
+    from integration.setup import run_setup
+
+    runtime = _runtime()
+    run_setup(runtime, crm, _rulebook(runtime), console)
+
+
+@main.command()
+@click.option("--crm", type=CRM, required=True)
+@click.option("--since", help="Only opportunities changed since this ISO time.")
+@click.option("--dry-run", is_flag=True, help="Print the planned changes; write nothing.")
+def reconcile(crm: str, since: str | None, dry_run: bool) -> None:
+    """Re-evaluate opportunities (changed since, or all open)."""
+    from integration.sweep import reconcile_plan
+
+    runtime = _runtime()
+    _run_sweep(runtime, crm, reconcile_plan(_rulebook(runtime), since), dry_run, "reconcile")
+
+
+@main.group()
+def targets() -> None:
+    """The target account list."""
+
+
+@targets.command("sync")
+@click.option("--crm", type=CRM, required=True)
+@click.option("--dry-run", is_flag=True, help="Print the planned changes; write nothing.")
+def targets_sync(crm: str, dry_run: bool) -> None:
+    """Bring every comp-eligibility flag in step with the target account list now."""
+    from integration.sweep import changed_target_accounts, remember_targets, target_plan
+
+    runtime = _runtime()
+    rulebook = _rulebook(runtime)
+    accounts = changed_target_accounts(runtime, crm, rulebook)
+    if accounts == []:
+        console.print("The target list has not changed since the last sync; checking nothing.")
+        return
+    what = "every open opportunity" if accounts is None else f"{len(accounts)} changed account(s)"
+    console.print(f"Target list {rulebook.targets.version}: re-evaluating {what}.")
+    _run_sweep(runtime, crm, target_plan(rulebook, accounts), dry_run, "targets")
+    if not dry_run:
+        remember_targets(runtime, crm, rulebook)
+
+
+def _run_sweep(runtime: Any, crm: str, plan: Any, dry_run: bool, trigger: str) -> None:
+    from integration.sweep import run_sweep
+    from integration.views import plan_by_rep, plan_table
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{trigger} {crm}", total=None)
+        outcome = run_sweep(runtime, crm, plan, dry_run=dry_run, trigger=trigger,
+                            progress=lambda n: progress.advance(task, n))  # fmt: skip
+    if dry_run:
+        console.print(plan_by_rep(outcome))
+        console.print(plan_table(outcome))
+        console.print(f"Dry run: {outcome.evaluated} evaluated, {len(outcome.planned)} would "
+                      "change; nothing was written.")  # fmt: skip
+        return
+    console.print(f"{outcome.evaluated} evaluated, {outcome.changed} changed, {outcome.failed} "
+                  f"failed, {len(outcome.coaching.created)} coaching task(s) created, "
+                  f"{len(outcome.coaching.closed)} closed.")  # fmt: skip
+
+
+@main.command()
+@click.argument("crm", type=CRM)
+@click.argument("opp_id")
+def explain(crm: str, opp_id: str) -> None:
+    """The latest decision for one opportunity, why, and its history."""
+    from integration.explain import print_explanation
+
+    if not print_explanation(_runtime().store, crm, opp_id, console):
+        raise click.ClickException(f"no decision recorded for {crm} {opp_id}")
+
+
+@main.command()
+@click.option("--by", type=click.Choice(("owner", "team")), default="owner", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("table", "json", "csv")), default="table",
+              show_default=True)  # fmt: skip
+def report(by: str, fmt: str) -> None:
+    """On-strategy share (count and amount), comp-eligible share, warnings, coaching."""
+    from integration import report as report_module
+    from integration.views import print_report
+
+    store = _runtime().store
+    built = report_module.build(store.latest_decisions(), store.all_decisions(),
+                                store.tasks.summary(), by)  # fmt: skip
+    print_report(Console(width=200) if fmt != "table" else console, built, fmt)
+
+
+@main.group()
+def jobs() -> None:
+    """Queued work: list and requeue failed jobs."""
+
+
+@jobs.command("failed")
+def jobs_failed() -> None:
+    """List jobs that failed for good, with their reason."""
+    from integration.worker import failed_jobs
+
+    rows = failed_jobs(_runtime())
+    for job_id, name, reason in rows:
+        click.echo(f"{job_id}  {name}  {reason}")
+    click.echo(f"{len(rows)} failed job(s)")
+
+
+@jobs.command("requeue")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Requeue every failed job.")
+def jobs_requeue(job_ids: tuple[str, ...], everything: bool) -> None:
+    """Put failed jobs back on the queue."""
+    from integration.worker import requeue
+
+    count = requeue(_runtime(), list(job_ids), everything)
+    click.echo(f"requeued {count} job(s)")

@@ -1,0 +1,134 @@
+"""Job functions the workers run (RQ or in-process), and their retry policy.
+
+Every job re-reads the CRM's current state, so running one twice is harmless.
+Only transient failures (rate limits, 5xx, timeouts, lock contention, a ruleset
+that is momentarily invalid) are retried, on a backoff schedule; anything else
+fails at once and lands in RQ's failed registry with its reason, where
+``onstrategy jobs failed`` lists it and ``onstrategy jobs requeue`` retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from connectors.base import ConnectorError, OpportunityQuery
+from integration.processor import BatchOutcome, RetryLater
+from integration.rulebook import RulesUnavailable
+from integration.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: Seconds before retry n (1-based); the list is the schedule, with +-20 % jitter.
+BACKOFF = (10, 30, 120, 600, 1800)
+
+_runtime: Runtime | None = None
+
+
+def use_runtime(runtime: Runtime | None) -> None:
+    """Set the runtime this process's jobs use (workers and tests call this once)."""
+    global _runtime
+    _runtime = runtime
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        from integration.settings import Settings
+
+        _runtime = Runtime(Settings.from_env())
+    return _runtime
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectorError):
+        return exc.retryable
+    return isinstance(exc, RetryLater | RulesUnavailable | TimeoutError | ConnectionError)
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    base = BACKOFF[min(attempt, len(BACKOFF)) - 1]
+    delay = base * random.uniform(0.8, 1.2)
+    return max(delay, retry_after or 0)
+
+
+def evaluate_opportunities(
+    crm: str, ids: Sequence[str], event_keys: dict[str, str] | None = None, attempt: int = 1
+) -> dict[str, Any]:
+    """Bring these opportunities in step with the rules (a webhook's work)."""
+    rt = runtime()
+    from integration.queue import clear_pending
+
+    clear_pending(rt.redis, crm, ids)
+    with _retrying("evaluate_opportunities", crm, list(ids), event_keys, attempt=attempt):
+        outcome = rt.processor(crm).process_ids(list(ids), event_keys)
+        rt.store.mark_events(crm, {key: opp for opp, key in (event_keys or {}).items()})
+        return _summary(outcome)
+    return {"retry": attempt + 1}
+
+
+def evaluate_accounts(crm: str, account_ids: Sequence[str], attempt: int = 1) -> dict[str, Any]:
+    """Re-evaluate every affected opportunity of these accounts (target list, firmographics)."""
+    rt = runtime()
+    with _retrying("evaluate_accounts", crm, list(account_ids), attempt=attempt):
+        ruleset = rt.rulebook().ruleset
+        query = OpportunityQuery(
+            account_ids=list(account_ids),
+            open_only=True,
+            closed_after=ruleset.freeze_closed_before,
+        )
+        total = BatchOutcome()
+        processor = rt.processor(crm, trigger="account")
+        for page in rt.connector(crm).iter_opportunities(query):
+            total.add(processor.process_records(page))
+        return _summary(total)
+    return {"retry": attempt + 1}
+
+
+def forget_opportunities(
+    crm: str, ids: Sequence[str], event_keys: dict[str, str] | None = None
+) -> int:
+    """Deleted or merged-away records: their live coaching tasks are closed in the store."""
+    rt = runtime()
+    live = rt.store.tasks.live_for(crm, list(ids))
+    for row in live:
+        rt.store.tasks.set_status(row.id, "deleted", note="the opportunity was deleted in the CRM")
+        if row.status == "open":
+            rt.store.tasks.release_slot(crm, row.rep_id)
+    rt.store.mark_events(crm, {key: opp for opp, key in (event_keys or {}).items()})
+    return len(live)
+
+
+class _retrying:
+    """Context manager: transient failures schedule the same job again, later."""
+
+    def __init__(self, name: str, crm: str, ids: list[str], *extra: Any, attempt: int) -> None:
+        self.name, self.crm, self.ids, self.extra, self.attempt = name, crm, ids, extra, attempt
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> bool:
+        if exc is None or not is_transient(exc) or self.attempt > len(BACKOFF):
+            return False
+        delay = backoff(self.attempt, getattr(exc, "retry_after", None))
+        log.warning("%s %s: %s; retry %d in %.0fs", self.name, self.crm, exc, self.attempt, delay)
+        from integration.queue import schedule_retry
+
+        schedule_retry(
+            runtime(), self.name, (self.crm, self.ids, *self.extra), self.attempt + 1, delay
+        )
+        return True
+
+
+def _summary(outcome: BatchOutcome) -> dict[str, Any]:
+    return {
+        "evaluated": outcome.evaluated,
+        "changed": outcome.changed,
+        "failed": outcome.failed,
+        "tags": dict(outcome.tags),
+        "tasks_created": len(outcome.coaching.created),
+        "tasks_closed": len(outcome.coaching.closed),
+    }

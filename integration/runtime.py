@@ -1,0 +1,73 @@
+"""The runtime: everything a process needs, built once from settings.
+
+Dependencies are passed in, never module globals: the app factory, the CLI and
+the workers each build a :class:`Runtime` (tests build theirs with test
+settings) and hand it down. Connectors are created on first use, one per CRM.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from connectors.base import Connector, FieldMap
+from connectors.registry import build_connector
+from integration.processor import Processor
+from integration.rulebook import Rulebook, RulesHolder
+from integration.settings import Settings
+from integration.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        redis: Any = None,
+        connectors: dict[str, Connector] | None = None,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.database_url)
+        self.redis = redis if redis is not None else _redis(settings.redis_url)
+        self.rules = RulesHolder(settings.rules_dir, on_targets_changed=self._targets_changed)
+        self._connectors: dict[str, Connector] = dict(connectors or {})
+        self.today = today
+        self.target_listeners: list[Callable[[Rulebook, Rulebook], None]] = []
+
+    def rulebook(self) -> Rulebook:
+        return self.rules.require()
+
+    def fields(self, crm: str) -> FieldMap:
+        rulebook = self.rules.current()
+        overrides = rulebook.ruleset.field_overrides(crm) if rulebook else {}
+        return FieldMap.for_crm(crm, overrides)
+
+    def connector(self, crm: str) -> Connector:
+        if crm not in self._connectors:
+            self._connectors[crm] = build_connector(
+                crm, self.settings, self.fields(crm), self.redis
+            )
+        return self._connectors[crm]
+
+    def processor(self, crm: str, **options: Any) -> Processor:
+        return Processor(
+            self.connector(crm), self.rulebook(), self.store, today=self.today, **options
+        )
+
+    def _targets_changed(self, previous: Rulebook, current: Rulebook) -> None:
+        for listener in self.target_listeners:
+            listener(previous, current)
+
+
+def _redis(url: str) -> Any:
+    if not url:
+        return None
+    from redis import Redis
+
+    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)

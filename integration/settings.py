@@ -1,0 +1,175 @@
+"""Settings: read once from the environment, validated, then immutable.
+
+A setting that is present but wrong stops start-up with one line that names the
+setting and the bad value (``ONSTRATEGY_CRM must be one of ...; got 'hubspto'``).
+Secrets are kept out of ``repr`` so they never reach a log or an error page.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+CRM_NAMES = ("hubspot", "salesforce", "sandbox")
+
+
+class SettingsError(ValueError):
+    """A setting is present but unusable; the message names it."""
+
+
+def _secret() -> str:
+    return field(default="", repr=False)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Settings:
+    rules_dir: str = "rules"
+    redis_url: str = ""
+    database_url: str = "sqlite:///onstrategy.db"
+    crms: tuple[str, ...] = ("sandbox",)
+    admin_token: str = _secret()
+    hubspot_access_token: str = _secret()
+    hubspot_client_secret: str = _secret()
+    hubspot_api_url: str = "https://api.hubapi.com"
+    hubspot_webhook_url: str = ""  # public URL HubSpot posts to, when behind a proxy
+    hubspot_allow_v1v2: bool = False
+    salesforce_instance_url: str = ""
+    salesforce_access_token: str = _secret()
+    salesforce_username: str = ""
+    salesforce_password: str = _secret()
+    salesforce_security_token: str = _secret()
+    salesforce_client_id: str = ""
+    salesforce_private_key_file: str = ""
+    salesforce_api_version: str = "62.0"
+    salesforce_org_id: str = ""
+    salesforce_webhook_secret: str = _secret()
+    reconcile_interval_minutes: int = 0  # 0 = no scheduled sweep
+
+    @property
+    def crm(self) -> str:
+        """The first (usually only) CRM configured."""
+        return self.crms[0]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        get = lambda name, default="": env.get(f"ONSTRATEGY_{name}", default).strip()  # noqa: E731
+        values = dict(
+            rules_dir=get("RULES_DIR", "rules"),
+            redis_url=_url(get("REDIS_URL"), "ONSTRATEGY_REDIS_URL", ("redis", "rediss", "unix")),
+            database_url=_database_url(get("DATABASE_URL", "sqlite:///onstrategy.db")),
+            admin_token=get("ADMIN_TOKEN"),
+            hubspot_access_token=get("HUBSPOT_ACCESS_TOKEN"),
+            hubspot_client_secret=get("HUBSPOT_CLIENT_SECRET"),
+            hubspot_api_url=_url(
+                get("HUBSPOT_API_URL", "https://api.hubapi.com"),
+                "ONSTRATEGY_HUBSPOT_API_URL",
+                ("http", "https"),
+            ).rstrip("/"),
+            hubspot_webhook_url=_url(
+                get("HUBSPOT_WEBHOOK_URL"), "ONSTRATEGY_HUBSPOT_WEBHOOK_URL", ("http", "https")
+            ),
+            hubspot_allow_v1v2=_flag(get("HUBSPOT_ALLOW_V1V2"), "ONSTRATEGY_HUBSPOT_ALLOW_V1V2"),
+            salesforce_instance_url=_url(
+                get("SALESFORCE_INSTANCE_URL"),
+                "ONSTRATEGY_SALESFORCE_INSTANCE_URL",
+                ("http", "https"),
+            ).rstrip("/"),
+            salesforce_access_token=get("SALESFORCE_ACCESS_TOKEN"),
+            salesforce_username=get("SALESFORCE_USERNAME"),
+            salesforce_password=get("SALESFORCE_PASSWORD"),
+            salesforce_security_token=get("SALESFORCE_SECURITY_TOKEN"),
+            salesforce_client_id=get("SALESFORCE_CLIENT_ID"),
+            salesforce_private_key_file=get("SALESFORCE_PRIVATE_KEY_FILE"),
+            salesforce_api_version=_api_version(get("SALESFORCE_API_VERSION", "62.0")),
+            salesforce_org_id=_org_id(get("SALESFORCE_ORG_ID")),
+            salesforce_webhook_secret=get("SALESFORCE_WEBHOOK_SECRET"),
+            reconcile_interval_minutes=_int(
+                get("RECONCILE_INTERVAL_MINUTES", "0"), "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES"
+            ),
+        )
+        values["crms"] = _crms(get("CRM"), values)
+        return cls(**values)
+
+    def replace(self, **changes: object) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+def _crms(raw: str, values: dict) -> tuple[str, ...]:
+    if not raw:
+        found = []
+        if values["hubspot_access_token"]:
+            found.append("hubspot")
+        if values["salesforce_instance_url"] or values["salesforce_username"]:
+            found.append("salesforce")
+        return tuple(found) or ("sandbox",)
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    for name in names:
+        if name not in CRM_NAMES:
+            raise SettingsError(
+                f"ONSTRATEGY_CRM must be one of {', '.join(CRM_NAMES)}; got {name!r}"
+            )
+    return names or ("sandbox",)
+
+
+def _url(raw: str, name: str, schemes: tuple[str, ...]) -> str:
+    if not raw:
+        return raw
+    parsed = urlparse(raw)
+    if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
+        raise SettingsError(f"{name} must be a {'/'.join(schemes)} URL; got {_shown(raw)!r}")
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    if "://" not in raw:
+        raise SettingsError(f"ONSTRATEGY_DATABASE_URL must be a SQLAlchemy URL; got {raw!r}")
+    return raw
+
+
+def _shown(url: str) -> str:
+    """The URL without any password, for error messages."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(parsed.password, "***")
+    return url
+
+
+def _flag(raw: str, name: str) -> bool:
+    if raw.lower() in ("", "0", "false", "no", "off"):
+        return False
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false; got {raw!r}")
+
+
+def _int(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number; got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative; got {raw!r}")
+    return value
+
+
+def _api_version(raw: str) -> str:
+    try:
+        float(raw)
+    except ValueError:
+        raise SettingsError(
+            f"ONSTRATEGY_SALESFORCE_API_VERSION must look like 62.0; got {raw!r}"
+        ) from None
+    return raw
+
+
+def _org_id(raw: str) -> str:
+    if raw and (len(raw) not in (15, 18) or not raw.isalnum()):
+        raise SettingsError(
+            f"ONSTRATEGY_SALESFORCE_ORG_ID must be a 15- or 18-character id; got {raw!r}"
+        )
+    return raw

@@ -1,0 +1,144 @@
+"""Tables of the store: the audit trail and the state the workers share.
+
+The schema is created and upgraded by Alembic (``integration/migrations``);
+these declarations are its single source. Duplicates are impossible by
+construction where it matters: one row per processed event key, and at most one
+live (open or queued) coaching task per opportunity and coaching rule.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+LIVE_TASK = text("status IN ('open', 'queued')")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DecisionRow(Base):
+    """Every decision, with the facts that mattered and the versions that decided it."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_opp", "crm", "opportunity_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crm: Mapped[str] = mapped_column(String(20))
+    opportunity_id: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    trigger: Mapped[str] = mapped_column(String(40))
+    event_key: Mapped[str] = mapped_column(String(200), default="")
+    fit: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    fit_rule: Mapped[str] = mapped_column(String(200))
+    warning: Mapped[str] = mapped_column(Text, default="")
+    comp_eligible: Mapped[bool] = mapped_column(Boolean)
+    fired: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    errors: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    ruleset_version: Mapped[str] = mapped_column(String(40))
+    target_list_version: Mapped[str] = mapped_column(String(40), default="")
+    frozen: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    amount: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(100), default="")
+    probability: Mapped[int] = mapped_column(Integer, default=0)
+    close_date: Mapped[str] = mapped_column(String(10), default="")
+    is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_won: Mapped[bool] = mapped_column(Boolean, default=False)
+    account_id: Mapped[str] = mapped_column(String(64), default="")
+    account_name: Mapped[str] = mapped_column(String(255), default="")
+    on_target_list: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_id: Mapped[str] = mapped_column(String(64), default="")
+    owner_name: Mapped[str] = mapped_column(String(255), default="")
+    team: Mapped[str] = mapped_column(String(255), default="")
+    manager_id: Mapped[str] = mapped_column(String(255), default="")
+    changed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WriteRow(Base):
+    """Every field value the service wrote (or would have, in a dry run), old and new."""
+
+    __tablename__ = "writes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"), index=True)
+    crm: Mapped[str] = mapped_column(String(20))
+    opportunity_id: Mapped[str] = mapped_column(String(64), index=True)
+    field: Mapped[str] = mapped_column(String(100))
+    old_value: Mapped[str] = mapped_column(Text, default="")
+    new_value: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20))  # ok | failed
+    error: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventRow(Base):
+    """Processed event keys: a redelivered webhook is recognised and skipped."""
+
+    __tablename__ = "events"
+
+    crm: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    object_id: Mapped[str] = mapped_column(String(64), default="")
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TaskRow(Base):
+    """A coaching task the service created (or queued, waiting for a free slot)."""
+
+    __tablename__ = "coaching_tasks"
+    __table_args__ = (
+        Index(
+            "ux_coaching_live",
+            "crm",
+            "opportunity_id",
+            "rule",
+            unique=True,
+            sqlite_where=LIVE_TASK,
+            postgresql_where=LIVE_TASK,
+        ),
+        Index("ix_coaching_rep", "crm", "rep_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crm: Mapped[str] = mapped_column(String(20))
+    opportunity_id: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(200))
+    rep_id: Mapped[str] = mapped_column(String(64))
+    assignee_id: Mapped[str] = mapped_column(String(255))
+    task_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    status: Mapped[str] = mapped_column(String(20))  # open|queued|completed|closed|deleted
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    due_in_days: Mapped[int] = mapped_column(Integer, default=3)
+    priority: Mapped[str] = mapped_column(String(10), default="Normal")
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    close_date: Mapped[str] = mapped_column(String(10), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class SlotRow(Base):
+    """Open coaching tasks per rep; reserved with one conditional UPDATE (atomic)."""
+
+    __tablename__ = "coaching_slots"
+
+    crm: Mapped[str] = mapped_column(String(20), primary_key=True)
+    rep_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    open_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WatermarkRow(Base):
+    """Where a sweep got to: the last modification seen, or a resumable cursor."""
+
+    __tablename__ = "watermarks"
+
+    crm: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

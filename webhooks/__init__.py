@@ -1,0 +1,1 @@
+"""One Flask blueprint per change source: verify, parse, queue, answer."""
