@@ -177,38 +177,33 @@ def targets() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the planned changes; write nothing.")
 def targets_sync(crm: str, dry_run: bool) -> None:
     """Bring every comp-eligibility flag in step with the target account list now."""
-    from integration.sweep import changed_target_accounts, remember_targets, target_plan
+    from integration.sweep import sync_targets
+    from integration.views import print_outcome
 
     runtime = _runtime()
     rulebook = _rulebook(runtime)
-    accounts = changed_target_accounts(runtime, crm, rulebook)
-    if accounts == []:
-        console.print("The target list has not changed since the last sync; checking nothing.")
+    console.print(f"Target list {rulebook.targets.version}.")
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"targets sync {crm}", total=None)
+        accounts, outcome = sync_targets(runtime, crm, dry_run=dry_run,
+                                         progress=lambda n: progress.advance(task, n))  # fmt: skip
+    if outcome is None:
+        console.print("The target list has not changed since the last sync; nothing to do.")
         return
     what = "every open opportunity" if accounts is None else f"{len(accounts)} changed account(s)"
-    console.print(f"Target list {rulebook.targets.version}: re-evaluating {what}.")
-    _run_sweep(runtime, crm, target_plan(rulebook, accounts), dry_run, "targets")
-    if not dry_run:
-        remember_targets(runtime, crm, rulebook)
+    console.print(f"Re-evaluated the opportunities of {what}.")
+    print_outcome(console, outcome, dry_run)
 
 
 def _run_sweep(runtime: Any, crm: str, plan: Any, dry_run: bool, trigger: str) -> None:
     from integration.sweep import run_sweep
-    from integration.views import plan_by_rep, plan_table
+    from integration.views import print_outcome
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{trigger} {crm}", total=None)
         outcome = run_sweep(runtime, crm, plan, dry_run=dry_run, trigger=trigger,
                             progress=lambda n: progress.advance(task, n))  # fmt: skip
-    if dry_run:
-        console.print(plan_by_rep(outcome))
-        console.print(plan_table(outcome))
-        console.print(f"Dry run: {outcome.evaluated} evaluated, {len(outcome.planned)} would "
-                      "change; nothing was written.")  # fmt: skip
-        return
-    console.print(f"{outcome.evaluated} evaluated, {outcome.changed} changed, {outcome.failed} "
-                  f"failed, {len(outcome.coaching.created)} coaching task(s) created, "
-                  f"{len(outcome.coaching.closed)} closed.")  # fmt: skip
+    print_outcome(console, outcome, dry_run)
 
 
 @main.command()

@@ -58,6 +58,18 @@ class CoachingSync:
         self._promote(reps, outcome)
         return outcome
 
+    def refresh(self) -> CoachingOutcome:
+        """Notice tasks completed or deleted in the CRM and promote queued ones, for all reps.
+
+        A manager completing a task sends no deal webhook, so sweeps call this to
+        bring the next queued task forward.
+        """
+        outcome = CoachingOutcome()
+        reps = self.tasks.reps_with(self.crm)
+        self._notice_crm_changes(reps, outcome)
+        self._promote(reps, outcome)
+        return outcome
+
     def _notice_crm_changes(self, reps: Sequence[str], outcome: CoachingOutcome) -> None:
         rows = [r for r in self.tasks.for_reps(self.crm, reps, "open") if r.task_id]
         if not rows:

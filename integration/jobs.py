@@ -101,6 +101,30 @@ def forget_opportunities(
     return len(live)
 
 
+def sync_targets(crm: str, attempt: int = 1) -> dict[str, Any]:
+    """The target list file changed: re-evaluate the affected opportunities."""
+    from integration.sweep import sync_targets as sweep_targets
+
+    with _retrying("sync_targets", crm, [], attempt=attempt):
+        accounts, outcome = sweep_targets(runtime(), crm)
+        result = _summary(outcome) if outcome else {"evaluated": 0}
+        return {**result, "accounts": "all" if accounts is None else len(accounts)}
+    return {"retry": attempt + 1}
+
+
+def on_targets_changed(rt: Runtime, previous: Any, current: Any) -> None:
+    """Queue a target sync per CRM when a process notices a new target list file."""
+    from integration.queue import make_queue
+
+    for crm in rt.settings.crms:
+        if rt.redis is None:
+            continue  # in-process: `onstrategy targets sync` runs it when asked
+        make_queue(rt.redis).enqueue(
+            sync_targets, crm, job_id=f"onstrategy-targets-{crm}-{current.targets.version}"
+        )
+        log.info("target list %s: sync queued for %s", current.targets.version, crm)
+
+
 class _retrying:
     """Context manager: transient failures schedule the same job again, later."""
 

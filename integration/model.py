@@ -17,6 +17,14 @@ from typing import Any
 #: Logical names of the fields the service writes, in the order they are planned.
 OUTPUT_FIELDS: tuple[str, ...] = ("fit", "reason", "warning", "comp_eligible")
 
+#: Longest text each output field holds (Salesforce Text(255) and LongTextArea(4000));
+#: longer text is cut with an ellipsis rather than rejected by the CRM.
+FIELD_LIMITS = {"fit": 255, "reason": 255, "warning": 4000}
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
 
 @dataclass(frozen=True)
 class Opportunity:
@@ -155,8 +163,8 @@ class Decision:
     def desired(self) -> dict[str, Any]:
         """The output-field values this decision asks the CRM to hold."""
         return {
-            "fit": self.fit,
-            "reason": self.reason,
-            "warning": self.warning_text,
+            "fit": clip(self.fit, FIELD_LIMITS["fit"]),
+            "reason": clip(self.reason, FIELD_LIMITS["reason"]),
+            "warning": clip(self.warning_text, FIELD_LIMITS["warning"]),
             "comp_eligible": self.comp_eligible,
         }

@@ -50,6 +50,7 @@ class BatchOutcome:
     tags: Counter = field(default_factory=Counter)
     planned: list[PlannedChange] = field(default_factory=list)
     coaching: CoachingOutcome = field(default_factory=CoachingOutcome)
+    coaching_refresh: CoachingOutcome | None = None
 
     def add(self, other: BatchOutcome) -> None:
         self.evaluated += other.evaluated

@@ -39,6 +39,7 @@ _FUNCTIONS = {
     "evaluate_opportunities": jobs.evaluate_opportunities,
     "evaluate_accounts": jobs.evaluate_accounts,
     "forget_opportunities": jobs.forget_opportunities,
+    "sync_targets": jobs.sync_targets,
 }
 
 

@@ -39,6 +39,10 @@ class Runtime:
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self.today = today
         self.target_listeners: list[Callable[[Rulebook, Rulebook], None]] = []
+        if self.redis is not None:
+            from integration.jobs import on_targets_changed
+
+            self.target_listeners.append(lambda old, new: on_targets_changed(self, old, new))
 
     def rulebook(self) -> Rulebook:
         return self.rules.require()

@@ -45,6 +45,8 @@ class Settings:
     salesforce_api_version: str = "62.0"
     salesforce_org_id: str = ""
     salesforce_webhook_secret: str = _secret()
+    salesforce_multi_currency: bool = False
+    salesforce_integration_user_id: str = ""
     reconcile_interval_minutes: int = 0  # 0 = no scheduled sweep
 
     @property
@@ -86,6 +88,10 @@ class Settings:
             salesforce_api_version=_api_version(get("SALESFORCE_API_VERSION", "62.0")),
             salesforce_org_id=_org_id(get("SALESFORCE_ORG_ID")),
             salesforce_webhook_secret=get("SALESFORCE_WEBHOOK_SECRET"),
+            salesforce_multi_currency=_flag(
+                get("SALESFORCE_MULTI_CURRENCY"), "ONSTRATEGY_SALESFORCE_MULTI_CURRENCY"
+            ),
+            salesforce_integration_user_id=_user_id(get("SALESFORCE_INTEGRATION_USER_ID")),
             reconcile_interval_minutes=_int(
                 get("RECONCILE_INTERVAL_MINUTES", "0"), "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES"
             ),
@@ -164,6 +170,15 @@ def _api_version(raw: str) -> str:
         raise SettingsError(
             f"ONSTRATEGY_SALESFORCE_API_VERSION must look like 62.0; got {raw!r}"
         ) from None
+    return raw
+
+
+def _user_id(raw: str) -> str:
+    if raw and (len(raw) not in (15, 18) or not raw.isalnum()):
+        raise SettingsError(
+            "ONSTRATEGY_SALESFORCE_INTEGRATION_USER_ID must be a 15- or 18-character id; "
+            f"got {raw!r}"
+        )
     return raw
 
 

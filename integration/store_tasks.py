@@ -61,6 +61,17 @@ class TaskStore:
                 )
             )
 
+    def reps_with(self, crm: str, statuses: Sequence[str] = LIVE) -> list[str]:
+        """Reps who have tasks in these statuses."""
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(TaskRow.rep_id)
+                    .where(TaskRow.crm == crm, TaskRow.status.in_(list(statuses)))
+                    .distinct()
+                )
+            )
+
     def all_tasks(self, crm: str | None = None) -> list[TaskRow]:
         with self.session() as session:
             query = select(TaskRow).order_by(TaskRow.id)

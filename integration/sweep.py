@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.base import OpportunityQuery
+from integration.coaching import CoachingOutcome, CoachingSync
 from integration.model import OpportunityRecord
 from integration.processor import BatchOutcome
 from integration.rulebook import Rulebook
@@ -84,7 +85,36 @@ def run_sweep(
     if not dry_run:
         runtime.store.set_watermark(crm, cursor_name, "")
         runtime.store.set_watermark(crm, "reconciled-at", started)
+        total.coaching_refresh = refresh_coaching(runtime, crm)
     return total
+
+
+def refresh_coaching(runtime: Runtime, crm: str) -> CoachingOutcome:
+    """Completed tasks free their slots; the next queued tasks are created."""
+    sync = CoachingSync(
+        runtime.connector(crm), runtime.store.tasks,
+        runtime.rulebook().ruleset.max_open_per_rep, runtime.today,
+    )  # fmt: skip
+    return sync.refresh()
+
+
+def sync_targets(
+    runtime: Runtime, crm: str, *, dry_run: bool = False, progress: Progress | None = None
+) -> tuple[list[str] | None, BatchOutcome | None]:
+    """Re-evaluate the opportunities of accounts whose list membership changed.
+
+    Returns the changed accounts (``None``: first sync, every open opportunity)
+    and the outcome (``None`` when nothing changed since the last sync).
+    """
+    rulebook = runtime.rulebook()
+    accounts = changed_target_accounts(runtime, crm, rulebook)
+    if accounts == []:
+        return [], None
+    outcome = run_sweep(runtime, crm, target_plan(rulebook, accounts), dry_run=dry_run,
+                        trigger="targets", progress=progress)  # fmt: skip
+    if not dry_run:
+        remember_targets(runtime, crm, rulebook)
+    return accounts, outcome
 
 
 def _pages_after(

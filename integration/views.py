@@ -131,3 +131,18 @@ def history_table(rows: Sequence[Any]) -> Table:
                       "yes" if row.comp_eligible else "no", row.ruleset_version,
                       row.target_list_version, "yes" if row.changed else "no")  # fmt: skip
     return table
+
+
+def print_outcome(console: Console, outcome: BatchOutcome, dry_run: bool) -> None:
+    """What a sweep did, or (dry run) what it would do, by rep and deal."""
+    if dry_run:
+        console.print(plan_by_rep(outcome))
+        console.print(plan_table(outcome))
+        console.print(f"Dry run: {outcome.evaluated} evaluated, {len(outcome.planned)} would "
+                      "change; nothing was written.")  # fmt: skip
+        return
+    refresh = outcome.coaching_refresh
+    created = len(outcome.coaching.created) + (len(refresh.created) if refresh else 0)
+    console.print(f"{outcome.evaluated} evaluated, {outcome.changed} changed, {outcome.failed} "
+                  f"failed; coaching tasks: {created} created, "
+                  f"{len(outcome.coaching.closed)} closed.")  # fmt: skip
