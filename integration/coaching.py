@@ -106,6 +106,7 @@ class CoachingSync:
     ) -> None:
         """Claim every wanted (opportunity, rule) as queued; ``_promote`` starts them."""
         have = {(r.opportunity_id, r.rule) for r in live}
+        have |= self.tasks.handled_for(self.crm, [d.opportunity_id for d, _ in items])
         for decision, facts in items:
             for task in decision.coaching if not decision.frozen else ():
                 if (decision.opportunity_id, task.rule) not in have:

@@ -122,16 +122,14 @@ def _build(doc: Any, c: Checker, directory: str, version: str) -> Ruleset | None
         "the rule file",
     )
     strategy = c.text(doc, "strategy", required=True)
-    segments, names = _segments(doc.get("segments", {}), doc.line_of("segments"), c)
+    segments, names = _segments(doc.get("segments"), doc.line_of("segments"), c)
     fit = _fit_rules(doc, c, names)
-    warnings = _warnings(doc.get("warnings", []), doc.line_of("warnings"), c, names)
-    coaching, cap = _coaching(doc.get("coaching", {}), doc.line_of("coaching"), c, names)
+    warnings = _warnings(doc.get("warnings"), doc.line_of("warnings"), c, names)
+    coaching, cap = _coaching(doc.get("coaching"), doc.line_of("coaching"), c, names)
     eligible, freeze = _compensation(doc, c, names)
-    target_file, crm_field = _targets(
-        doc.get("target_accounts", {}), doc.line_of("target_accounts"), c
-    )
-    managers_file = _managers(doc.get("managers", {}), doc.line_of("managers"), c)
-    fields = _fields(doc.get("fields", {}), doc.line_of("fields"), c)
+    target_file, crm_field = _targets(doc.get("target_accounts"), doc.line_of("target_accounts"), c)
+    managers_file = _managers(doc.get("managers"), doc.line_of("managers"), c)
+    fields = _fields(doc.get("fields"), doc.line_of("fields"), c)
     _unique_names([*warnings, *coaching], c, doc)
     if c.problems or eligible is None:
         return None
@@ -218,7 +216,7 @@ def _coaching(
         return [], 2
     c.only_keys(raw, ("max_open_per_rep", "tasks"), "coaching")
     cap = c.integer(raw, "max_open_per_rep", default=2, minimum=0)
-    tasks = raw.get("tasks", [])
+    tasks = raw.get("tasks")
     if not c.sequence(tasks, raw.line_of("tasks"), "coaching.tasks"):
         return [], cap
     rules = [_coaching_rule(item, tasks.line_of(i), c, segments) for i, item in enumerate(tasks)]

@@ -44,6 +44,24 @@ class TaskStore:
                 )
             )
 
+    def handled_for(self, crm: str, opportunity_ids: Sequence[str]) -> set[tuple[str, str]]:
+        """(opportunity, rule) pairs whose task a manager completed or deleted in the CRM.
+
+        Coaching that was done is not asked for again; a task the service closed
+        because the deal stopped qualifying may be created anew if it qualifies again.
+        """
+        if not opportunity_ids:
+            return set()
+        with self.session() as session:
+            rows = session.execute(
+                select(TaskRow.opportunity_id, TaskRow.rule).where(
+                    TaskRow.crm == crm,
+                    TaskRow.opportunity_id.in_(list(opportunity_ids)),
+                    TaskRow.status.in_(("completed", "deleted")),
+                )
+            )
+            return {(opp, rule) for opp, rule in rows}
+
     def for_reps(self, crm: str, rep_ids: Sequence[str], status: str) -> list[TaskRow]:
         """Tasks of these reps in one status; queued ones most important first."""
         if not rep_ids:

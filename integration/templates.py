@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 #: A CRM text field holds a line, not an essay.
 MAX_RENDERED = 1000
@@ -28,8 +28,8 @@ def money(value: Any, currency: str = "") -> str:
     return f"{currency} {text}".strip() if currency else text
 
 
-def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
         autoescape=False, undefined=StrictUndefined, keep_trailing_newline=False
     )
     env.filters["money"] = money
