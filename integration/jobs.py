@@ -116,11 +116,12 @@ def on_targets_changed(rt: Runtime, previous: Any, current: Any) -> None:
     """Queue a target sync per CRM when a process notices a new target list file."""
     from integration.queue import make_queue
 
+    version = "".join(ch if ch.isalnum() else "-" for ch in current.targets.version)
     for crm in rt.settings.crms:
         if rt.redis is None:
             continue  # in-process: `onstrategy targets sync` runs it when asked
         make_queue(rt.redis).enqueue(
-            sync_targets, crm, job_id=f"onstrategy-targets-{crm}-{current.targets.version}"
+            sync_targets, crm, job_id=f"onstrategy-targets-{crm}-{version}"
         )
         log.info("target list %s: sync queued for %s", current.targets.version, crm)
 

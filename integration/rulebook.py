@@ -104,7 +104,10 @@ class RulesHolder:
                 "target list %s replaces %s", rulebook.targets.version, previous.targets.version
             )
             if self._on_targets_changed:
-                self._on_targets_changed(previous, rulebook)
+                try:
+                    self._on_targets_changed(previous, rulebook)
+                except Exception:  # the new list is in force; a sweep will catch up
+                    log.exception("could not start the target list sync")
 
 
 class RulesUnavailable(RuntimeError):

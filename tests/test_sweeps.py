@@ -1,0 +1,169 @@
+"""Target-list sync and reconcile sweeps on the sandbox CRM.
+
+A list change reaches exactly the opportunities of the accounts whose membership
+changed, frozen deals never move, dry runs write nothing, an interrupted sweep
+resumes where it stopped, a second run writes nothing, and with Redis a changed
+list file queues the sync by itself.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from rq import SimpleWorker
+
+from connectors.base import OpportunityQuery, TransientError
+from connectors.sandbox import SandboxConnector
+from connectors.sandbox_seed import seed
+from integration import jobs
+from integration.queue import make_queue
+from integration.runtime import Runtime
+from integration.schedule import JOB_ID, schedule_reconcile
+from integration.settings import Settings
+from integration.sweep import SweepPlan, reconcile_plan, run_sweep, sync_targets
+
+TODAY = date(2026, 11, 26)
+
+
+@pytest.fixture
+def seeded(runtime, sandbox):
+    seed(sandbox, accounts=80, opportunities=200, today=TODAY)
+    runtime.today = lambda: TODAY
+    jobs.use_runtime(runtime)
+    return runtime, sandbox
+
+
+def _all(sandbox: SandboxConnector) -> list:
+    return [r for page in sandbox.iter_opportunities(OpportunityQuery()) for r in page]
+
+
+def _add_to_target_csv(rules_dir, account_id: str) -> None:
+    with open(rules_dir / "target_accounts.csv", "a", encoding="utf-8") as handle:
+        handle.write(f"sandbox,{account_id},Added for the test\n")
+
+
+def _off_list_account(runtime: Runtime, sandbox: SandboxConnector) -> str:
+    """An account not on the list that has an open, unfrozen opportunity."""
+    targets = runtime.rulebook().targets
+    for record in _all(sandbox):
+        account = record.facts.account
+        listed = account.crm_target_flag or targets.in_file("sandbox", account.id)
+        if account.id and not listed and not record.facts.opportunity.is_closed:
+            return account.id
+    raise AssertionError("the seed has no such account")
+
+
+def test_list_change_reaches_exactly_the_affected_opportunities(seeded, rules_dir):
+    runtime, sandbox = seeded
+    sync_targets(runtime, "sandbox")  # first sync: every open opportunity
+    account = _off_list_account(runtime, sandbox)
+    mine = {r.id for r in _all(sandbox) if r.facts.account.id == account and not r.facts.opportunity.is_closed}  # noqa: E501
+    _add_to_target_csv(rules_dir, account)
+    before = {r.id: dict(r.current) for r in _all(sandbox)}
+    accounts, outcome = sync_targets(runtime, "sandbox")
+    assert accounts == [account]
+    assert outcome.evaluated == len(mine)
+    after = {r.id: r.current for r in _all(sandbox)}
+    changed = {opp for opp in after if after[opp] != before[opp]}
+    assert changed == mine
+    assert all(after[opp]["comp_eligible"] in (True, 1) for opp in mine)
+    again, nothing = sync_targets(runtime, "sandbox")
+    assert again == [] and nothing is None
+
+
+def test_frozen_deals_never_move(seeded, rules_dir):
+    runtime, sandbox = seeded
+    freeze = runtime.rulebook().ruleset.freeze_closed_before
+    frozen = [r for r in _all(sandbox) if r.facts.opportunity.is_closed
+              and r.facts.opportunity.close_date < freeze.isoformat()]  # fmt: skip
+    assert frozen
+    before = {r.id: sandbox.opportunity_fields(r.id) for r in frozen}
+    for record in frozen:
+        _add_to_target_csv(rules_dir, record.facts.account.id)
+    run_sweep(runtime, "sandbox", SweepPlan("all", OpportunityQuery()))
+    sync_targets(runtime, "sandbox")
+    assert {r.id: sandbox.opportunity_fields(r.id) for r in frozen} == before
+
+
+def test_dry_run_writes_nothing_and_shows_the_plan(seeded):
+    runtime, sandbox = seeded
+    before = {r.id: r.current for r in _all(sandbox)}
+    outcome = run_sweep(runtime, "sandbox", reconcile_plan(runtime.rulebook(), None), dry_run=True)
+    assert outcome.planned and outcome.evaluated
+    assert {r.id: r.current for r in _all(sandbox)} == before
+    assert sandbox.tasks() == []
+    assert next(iter(runtime.store.latest_decisions()), None) is None
+
+
+class _Interrupted(SandboxConnector):
+    """The sandbox CRM going away after some pages: a stand-in at the CRM boundary."""
+
+    def __init__(self, path: str, pages: int) -> None:
+        super().__init__(path)
+        self.pages = pages
+
+    def iter_opportunities(self, query):
+        for page in super().iter_opportunities(query):
+            if self.pages == 0:
+                raise TransientError("sandbox", 503, body="gone")
+            self.pages -= 1
+            yield page
+
+
+def test_interrupted_sweep_resumes_where_it_stopped(tmp_path, sqlite_store, settings):
+    path = str(tmp_path / "crm.db")
+    sandbox = _Interrupted(path, pages=1)
+    seed(sandbox, accounts=80, opportunities=200, today=TODAY)
+    runtime = Runtime(settings, store=sqlite_store, connectors={"sandbox": sandbox})
+    plan = SweepPlan("resume", OpportunityQuery(page_size=50))
+    with pytest.raises(TransientError):
+        run_sweep(runtime, "sandbox", plan)
+    done = sum(1 for _ in sqlite_store.latest_decisions())
+    assert done == 50
+    sandbox.pages = 99
+    outcome = run_sweep(runtime, "sandbox", plan)
+    assert outcome.evaluated == 150  # the first 50 are not evaluated again
+    assert sum(1 for _ in sqlite_store.all_decisions()) == 200
+
+
+def test_second_reconcile_writes_nothing(seeded):
+    runtime, sandbox = seeded
+    run_sweep(runtime, "sandbox", reconcile_plan(runtime.rulebook(), None))
+    writes = sandbox.api_calls["update_opportunities"]
+    outcome = run_sweep(runtime, "sandbox", reconcile_plan(runtime.rulebook(), None))
+    assert outcome.changed == 0
+    assert sandbox.api_calls["update_opportunities"] == writes
+
+
+def test_changed_list_file_queues_the_sync_by_itself(tmp_path, rules_dir, sqlite_store, redis_conn):
+    settings = Settings.from_env({
+        "ONSTRATEGY_RULES_DIR": str(rules_dir), "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+        "ONSTRATEGY_DATABASE_URL": sqlite_store.url, "ONSTRATEGY_CRM": "sandbox",
+    })  # fmt: skip
+    sandbox = SandboxConnector(str(tmp_path / "crm.db"))
+    seed(sandbox, accounts=80, opportunities=200, today=TODAY)
+    runtime = Runtime(settings, store=sqlite_store, redis=redis_conn,
+                      connectors={"sandbox": sandbox})  # fmt: skip
+    jobs.use_runtime(runtime)
+    sync_targets(runtime, "sandbox")
+    account = _off_list_account(runtime, sandbox)
+    _add_to_target_csv(rules_dir, account)
+    runtime.rules.current()  # any process noticing the new file queues the sync
+    queue = make_queue(redis_conn)
+    assert queue.count == 1
+    SimpleWorker([queue], connection=redis_conn).work(burst=True)
+    opps = [r for r in _all(sandbox) if r.facts.account.id == account and not r.facts.opportunity.is_closed]  # noqa: E501
+    assert opps and all(r.current["comp_eligible"] in (True, 1) for r in opps)
+
+
+def test_scheduled_reconcile_is_scheduled_once(tmp_path, rules_dir, sqlite_store, redis_conn):
+    settings = Settings.from_env({
+        "ONSTRATEGY_RULES_DIR": str(rules_dir), "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+        "ONSTRATEGY_DATABASE_URL": sqlite_store.url, "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
+    })  # fmt: skip
+    runtime = Runtime(settings, store=sqlite_store, redis=redis_conn,
+                      connectors={"sandbox": SandboxConnector(":memory:")})  # fmt: skip
+    assert schedule_reconcile(runtime) is True
+    assert schedule_reconcile(runtime) is False  # a second worker adds nothing
+    assert make_queue(redis_conn).scheduled_job_registry.get_job_ids() == [JOB_ID]
