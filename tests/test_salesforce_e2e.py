@@ -28,6 +28,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "salesforce"
 REDIS_URL = os.environ.get("ONSTRATEGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ORG = "00D5w000004qGTO"
 OPP = "0065w000023STAmAAO"  # the opportunity in the one-notification fixture
+ACCOUNT = "0015w00002BFDeLAAX"  # the account in the target-flag fixture
 OWNER, MANAGER = "0055w00000BhqR0AAJ", "0055w00000BhqR1AAJ"
 
 
@@ -46,7 +47,8 @@ def world(tmp_path):
     fake.add_user("Dana Reyes", Id=OWNER, Email="dana@acme.example", ManagerId=MANAGER,
                   Department="Enterprise East")  # fmt: skip
     fake.add_user("Morgan Blake", Id=MANAGER, Email="morgan@acme.example")
-    account = fake.add_account("Shopright Stores", Industry="Retail", NumberOfEmployees=400)
+    account = fake.add_account("Shopright Stores", Id=ACCOUNT, Industry="Retail",
+                               NumberOfEmployees=400)  # fmt: skip
     fake.add_opportunity("Shopright - Support Renewal", account, OWNER, Id=OPP,
                          products=("Support Renewal",), Amount=250000.0, StageName="Negotiation",
                          Probability=80, CloseDate="2027-01-15")  # fmt: skip
@@ -121,3 +123,16 @@ def test_redis_down_answers_503_without_ack(world, tmp_path):
     response = _post(client, "outbound_opportunity__one_notification.xml")
     assert response.status_code == 503
     assert b"<Ack>" not in response.data
+
+
+def test_target_flag_change_on_the_account_makes_its_deals_comp_eligible(world):
+    client, runtime, fake = world
+    _post(client, "outbound_opportunity__one_notification.xml")
+    _work(runtime)
+    assert fake.opportunities[OPP]["Comp_Eligible__c"] is False
+    fake.accounts[ACCOUNT]["Target_Account__c"] = True  # the admin ticks the box
+    response = _post(client, "outbound_account__target_flag.xml")
+    assert b"<Ack>true</Ack>" in response.data
+    _work(runtime)
+    assert fake.opportunities[OPP]["Comp_Eligible__c"] is True
+    assert runtime.store.latest("salesforce", OPP).trigger == "account"
