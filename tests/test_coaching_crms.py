@@ -43,7 +43,7 @@ class SalesforceHarness:
             fake.add_opportunity(f"Shopright renewal {i}", retail, OWNER,
                                  products=("Support Renewal",), Amount=150000.0 + 50000 * i,
                                  StageName="Negotiation", Probability=80,
-                                 CloseDate="2027-03-01")  # fmt: skip
+                                 CloseDate="2027-03-01")
             for i in range(DEALS)
         ]
         self.connector = fake.connector()
