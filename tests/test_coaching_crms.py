@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import responses
-from sf_fake import SalesforceFake
 
 from integration.processor import Processor
 from integration.rulebook import load_rulebook
 from integration.store import Store
+from sf_fake import SalesforceFake
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNER, MANAGER = "0055w00000BhqR0AAJ", "0055w00000BhqR1AAJ"

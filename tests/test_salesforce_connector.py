@@ -7,7 +7,6 @@ from datetime import date
 import pytest
 import requests
 import responses
-from sf_fake import SalesforceFake, sfid
 
 from connectors.base import (
     AuthError,
@@ -24,6 +23,7 @@ from connectors.base import (
 )
 from connectors.salesforce import from_settings
 from integration.settings import Settings, SettingsError
+from sf_fake import SalesforceFake, sfid
 
 
 @pytest.fixture

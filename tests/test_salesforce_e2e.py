@@ -14,7 +14,6 @@ import pytest
 import responses
 from redis import Redis
 from rq import SimpleWorker
-from sf_fake import SalesforceFake
 
 from integration import jobs
 from integration.app import create_app
@@ -22,6 +21,7 @@ from integration.queue import make_queue
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store import Store
+from sf_fake import SalesforceFake
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "salesforce"

@@ -6,9 +6,9 @@ from xml.etree.ElementTree import fromstring
 
 import pytest
 import responses
-from sf_fake import SalesforceFake
 
 from connectors.salesforce_setup import SetupPermissionError, field_metadata, metadata_package
+from sf_fake import SalesforceFake
 
 TAGS = ["On Strategy", "Off Strategy", "Off Strategy (Approved)"]
 ALL_FIELDS = [
