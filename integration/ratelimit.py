@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+_EPSILON = 1e-9  # float refill arithmetic must not leave a wait too small to sleep through
+
 _TAKE = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -37,7 +39,7 @@ if drain > 0 then
 end
 local wait = 0
 if want > 0 then
-  if tokens >= want then
+  if tokens >= want - 1e-9 then
     tokens = tokens - want
   else
     wait = (want - tokens) / rate
@@ -119,7 +121,7 @@ class TokenBucket:
                 self._tokens = min(self._tokens, -drain * self.rate)
             if tokens <= 0:
                 return 0.0
-            if self._tokens >= tokens:
+            if self._tokens >= tokens - _EPSILON:
                 self._tokens -= tokens
                 return 0.0
             return (tokens - self._tokens) / self.rate

@@ -1,0 +1,1 @@
+"""Local fakes of external services at the boundary (never mocks of our own code)."""

@@ -1,0 +1,100 @@
+"""HubSpot request signatures (v3, and v1/v2 where HubSpot still sends them). Pure functions.
+
+v3: base64 HMAC-SHA256, keyed with the app's client secret, over
+``method + uri + raw body + timestamp``; the URI has a fixed set of %-escapes
+decoded first, and a timestamp older than 5 minutes is refused (HubSpot
+"Validating requests"). v1: hex SHA-256 of ``secret + body``; v2: hex SHA-256
+of ``secret + method + uri + body`` (workflow webhooks). The raw bytes as
+received are signed, never re-serialised JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+
+MAX_AGE_MS = 5 * 60 * 1000
+
+# The only escapes HubSpot decodes before signing the URI (v3 rule 2).
+URI_DECODE = {
+    "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
+    "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
+}
+_ESCAPE = re.compile("|".join(URI_DECODE), re.IGNORECASE)
+
+
+class InvalidSignature(Exception):
+    """The request is not provably from HubSpot; the message says why (for the log only)."""
+
+
+def normalize_uri(uri: str) -> str:
+    """Apply HubSpot's %-decoding table to ``uri``; other escapes stay as they are."""
+    return _ESCAPE.sub(lambda m: URI_DECODE[m.group(0).upper()], uri)
+
+
+def v3_signature(secret: str, method: str, uri: str, body: bytes, timestamp: str) -> str:
+    message = method.encode() + normalize_uri(uri).encode() + body + timestamp.encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def v1_signature(secret: str, body: bytes) -> str:
+    return hashlib.sha256(secret.encode() + body).hexdigest()
+
+
+def v2_signature(secret: str, method: str, uri: str, body: bytes) -> str:
+    return hashlib.sha256(secret.encode() + method.encode() + uri.encode() + body).hexdigest()
+
+
+def verify(
+    headers: Mapping[str, str],
+    secret: str,
+    method: str,
+    uri: str,
+    body: bytes,
+    *,
+    now_ms: int,
+    allow_v1v2: bool = False,
+) -> str:
+    """Return the signature version that matched, or raise :class:`InvalidSignature`.
+
+    v3 is used whenever its header is present; v1/v2 only when ``allow_v1v2``
+    and no v3 header was sent (workflow webhooks sign with v2 only).
+    """
+    if not secret:
+        raise InvalidSignature("no client secret configured")
+    v3 = headers.get("X-HubSpot-Signature-v3")
+    if v3:
+        _check_v3(v3, headers.get("X-HubSpot-Request-Timestamp"), secret, method, uri, body, now_ms)
+        return "v3"
+    legacy = headers.get("X-HubSpot-Signature")
+    if not legacy:
+        raise InvalidSignature("missing signature headers")
+    if not allow_v1v2:
+        raise InvalidSignature("v1/v2 signatures are not enabled")
+    version = (headers.get("X-HubSpot-Signature-Version") or "v1").lower()
+    if version == "v1":
+        expected = v1_signature(secret, body)
+    elif version == "v2":
+        expected = v2_signature(secret, method, uri, body)
+    else:
+        raise InvalidSignature(f"unknown signature version {version!r}")
+    if not hmac.compare_digest(expected.encode(), legacy.strip().lower().encode()):
+        raise InvalidSignature(f"{version} signature mismatch")
+    return version
+
+
+def _check_v3(
+    signature: str, timestamp: str | None, secret: str, method: str, uri: str, body: bytes,
+    now_ms: int,
+) -> None:
+    if not timestamp or not timestamp.strip().isdigit():
+        raise InvalidSignature("missing or malformed X-HubSpot-Request-Timestamp")
+    if abs(now_ms - int(timestamp)) > MAX_AGE_MS:
+        raise InvalidSignature("timestamp outside the 5-minute window")
+    expected = v3_signature(secret, method, uri, body, timestamp.strip())
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+        raise InvalidSignature("v3 signature mismatch")
