@@ -48,14 +48,24 @@ class CoachingSync:
         self.connector, self.tasks, self.cap, self.today = connector, tasks, cap, today
         self.crm = connector.name
 
-    def run(self, items: Sequence[tuple[Decision, Facts]]) -> CoachingOutcome:
+    def run(
+        self, items: Sequence[tuple[Decision, Facts]], *, promote: bool = True
+    ) -> CoachingOutcome:
+        """Bring the tasks of these decisions in step.
+
+        ``promote=False`` (sweeps) only claims and closes; the sweep then calls
+        :meth:`refresh` once at the end instead of re-reading every rep's tasks
+        and retrying their queue on every page.
+        """
         outcome = CoachingOutcome()
         reps = sorted({facts.owner.id for _, facts in items if facts.owner.id})
-        self._notice_crm_changes(reps, outcome)
+        if promote:
+            self._notice_crm_changes(reps, outcome)
         live = self.tasks.live_for(self.crm, [d.opportunity_id for d, _ in items])
         self._close_stale(items, live, outcome)
         self._create_wanted(items, live, outcome)
-        self._promote(reps, outcome)
+        if promote:
+            self._promote(reps, outcome)
         return outcome
 
     def refresh(self) -> CoachingOutcome:
@@ -127,11 +137,16 @@ class CoachingSync:
     def _promote(self, reps: Sequence[str], outcome: CoachingOutcome) -> None:
         """Start queued tasks, most important first, while the rep has a free slot."""
         queued = self.tasks.for_reps(self.crm, reps, "queued")
+        free: dict[str, int] = {}
         starting = []
-        for row in queued:
-            if self.tasks.reserve_slot(self.crm, row.rep_id, self.cap):
+        for row in queued:  # most important first
+            if row.rep_id not in free:
+                free[row.rep_id] = self.cap - self.tasks.open_count(self.crm, row.rep_id)
+            if free[row.rep_id] > 0 and self.tasks.reserve_slot(self.crm, row.rep_id, self.cap):
+                free[row.rep_id] -= 1
                 starting.append(row)
             else:
+                free[row.rep_id] = 0  # full (or another worker took the slot)
                 outcome.queued.append(f"{row.opportunity_id}:{row.rule}")
         if starting:
             self._create(starting, outcome)

@@ -57,10 +57,11 @@ def _print_summary(runtime: Runtime, console: Console, outcome: BatchOutcome, se
     )
     if report.coaching:
         console.print(coaching_table(report))
+    created = len(outcome.coaching.created)
     written = (
         f"{'Seeded the sandbox CRM. ' if seeded else ''}This run wrote {outcome.changed} deal(s), "
-        f"created {len(outcome.coaching.created)} coaching task(s), queued "
-        f"{len(set(outcome.coaching.queued))} over the cap, closed {len(outcome.coaching.closed)}."
+        f"created {created} coaching task(s) and closed {len(outcome.coaching.closed)}; "
+        f"{len(set(outcome.coaching.queued))} coaching task(s) wait for a free slot (cap per rep)."
     )
     console.print(written)
     if outcome.failed:

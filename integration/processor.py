@@ -50,7 +50,6 @@ class BatchOutcome:
     tags: Counter = field(default_factory=Counter)
     planned: list[PlannedChange] = field(default_factory=list)
     coaching: CoachingOutcome = field(default_factory=CoachingOutcome)
-    coaching_refresh: CoachingOutcome | None = None
 
     def add(self, other: BatchOutcome) -> None:
         self.evaluated += other.evaluated
@@ -59,8 +58,11 @@ class BatchOutcome:
         self.failed += other.failed
         self.tags.update(other.tags)
         self.planned.extend(other.planned)
+        self.add_coaching(other.coaching)
+
+    def add_coaching(self, other: CoachingOutcome) -> None:
         for name in ("created", "queued", "closed", "noticed", "failed"):
-            getattr(self.coaching, name).extend(getattr(other.coaching, name))
+            getattr(self.coaching, name).extend(getattr(other, name))
 
 
 class Processor:
@@ -74,11 +76,13 @@ class Processor:
         *,
         trigger: str = "event",
         dry_run: bool = False,
+        promote: bool = True,
         keep_planned: bool = False,
         today: Callable[[], date] = date.today,
     ) -> None:
         self.connector, self.rulebook, self.store = connector, rulebook, store
         self.trigger, self.dry_run, self.keep_planned = trigger, dry_run, keep_planned
+        self.promote = promote
         self.today = today
 
     def process_ids(
@@ -99,16 +103,18 @@ class Processor:
             sync = CoachingSync(
                 self.connector, self.store.tasks, self.rulebook.ruleset.max_open_per_rep, self.today
             )
-            outcome.coaching = sync.run(coaching_items)
+            outcome.coaching = sync.run(coaching_items, promote=self.promote)
         retry = outcome.coaching.retry
+        entries = []
         for item, record in zip(planned, records, strict=True):
             result = results.get(item.decision.opportunity_id)
             if result is not None and not result.ok:
                 item.error = result.error or "write failed"
                 retry = retry or result.retryable
             self._count(outcome, item)
-            if not self.dry_run:
-                self._record(item, record, (event_keys or {}).get(record.id, ""))
+            entries.append(self._entry(item, record, (event_keys or {}).get(record.id, "")))
+        if not self.dry_run and entries:
+            self.store.record_many(entries)
         if retry:
             raise RetryLater(f"{self.connector.name}: some writes failed transiently; will retry")
         return outcome
@@ -140,21 +146,21 @@ class Processor:
         if self.keep_planned and item.changes:
             outcome.planned.append(item)
 
-    def _record(self, item: PlannedChange, record: OpportunityRecord, event_key: str) -> None:
+    def _entry(
+        self, item: PlannedChange, record: OpportunityRecord, event_key: str
+    ) -> DecisionEntry:
         decision = item.decision
         if item.error:
             decision = _with_error(decision, f"write failed: {item.error}")
-        self.store.record(
-            DecisionEntry(
-                decision,
-                item.facts,
-                item.changes,
-                trigger=self.trigger,
-                event_key=event_key,
-                target_list_version=self.rulebook.targets.version,
-                write_error=item.error,
-                reported=reported_values(decision, record.current),
-            )
+        return DecisionEntry(
+            decision,
+            item.facts,
+            item.changes,
+            trigger=self.trigger,
+            event_key=event_key,
+            target_list_version=self.rulebook.targets.version,
+            write_error=item.error,
+            reported=reported_values(decision, record.current),
         )
 
 

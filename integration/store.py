@@ -68,13 +68,17 @@ class Store:
     # -- decisions -------------------------------------------------------
     def record(self, entry: DecisionEntry) -> int:
         """Store one decision and the writes made for it; return the decision id."""
+        return self.record_many([entry])[0]
+
+    def record_many(self, entries: Sequence[DecisionEntry]) -> list[int]:
+        """Store a page of decisions in one transaction (one commit, not one per deal)."""
         with self.session.begin() as session:
-            row = entry.row()
-            session.add(row)
+            rows = [entry.row() for entry in entries]
+            session.add_all(rows)
             session.flush()
-            for write in entry.write_rows(row.id):
-                session.add(write)
-            return row.id
+            for entry, row in zip(entries, rows, strict=True):
+                session.add_all(list(entry.write_rows(row.id)))
+            return [row.id for row in rows]
 
     def latest(self, crm: str, opportunity_id: str) -> DecisionRow | None:
         with self.session() as session:

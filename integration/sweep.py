@@ -22,6 +22,10 @@ from integration.runtime import Runtime
 
 Progress = Callable[[int], None]
 
+#: Records per page in sweeps: Salesforce's largest query batch; connectors with
+#: smaller batches (HubSpot: 100) page by their own size.
+PAGE = 2000
+
 
 @dataclass(frozen=True)
 class SweepPlan:
@@ -35,14 +39,21 @@ def reconcile_plan(rulebook: Rulebook, since: str | None) -> SweepPlan:
     """Changed since ``since`` (missed webhooks), or every open opportunity."""
     freeze = rulebook.ruleset.freeze_closed_before
     if since:
-        return SweepPlan(f"reconcile-since-{since}", OpportunityQuery(modified_since=since))
-    return SweepPlan("reconcile-open", OpportunityQuery(open_only=True, closed_after=freeze))
+        return SweepPlan(
+            f"reconcile-since-{since}", OpportunityQuery(modified_since=since, page_size=PAGE)
+        )
+    return SweepPlan(
+        "reconcile-open", OpportunityQuery(open_only=True, closed_after=freeze, page_size=PAGE)
+    )
 
 
 def target_plan(rulebook: Rulebook, accounts: list[str] | None) -> SweepPlan:
     """Opportunities of the accounts whose list membership changed (all, the first time)."""
     query = OpportunityQuery(
-        account_ids=accounts, open_only=True, closed_after=rulebook.ruleset.freeze_closed_before
+        account_ids=accounts,
+        open_only=True,
+        closed_after=rulebook.ruleset.freeze_closed_before,
+        page_size=PAGE,
     )
     return SweepPlan("targets-sync", query)
 
@@ -72,7 +83,9 @@ def run_sweep(
 ) -> BatchOutcome:
     """Run ``plan`` through the pipeline page by page; resumable unless dry."""
     started = datetime.now(UTC).isoformat()
-    processor = runtime.processor(crm, trigger=trigger, dry_run=dry_run, keep_planned=dry_run)
+    processor = runtime.processor(
+        crm, trigger=trigger, dry_run=dry_run, keep_planned=dry_run, promote=False
+    )
     cursor_name = f"cursor:{plan.name}"
     cursor = "" if dry_run else runtime.store.watermark(crm, cursor_name)
     total = BatchOutcome()
@@ -85,7 +98,7 @@ def run_sweep(
     if not dry_run:
         runtime.store.set_watermark(crm, cursor_name, "")
         runtime.store.set_watermark(crm, "reconciled-at", started)
-        total.coaching_refresh = refresh_coaching(runtime, crm)
+        total.add_coaching(refresh_coaching(runtime, crm))
     return total
 
 

@@ -141,8 +141,7 @@ def print_outcome(console: Console, outcome: BatchOutcome, dry_run: bool) -> Non
         console.print(f"Dry run: {outcome.evaluated} evaluated, {len(outcome.planned)} would "
                       "change; nothing was written.")  # fmt: skip
         return
-    refresh = outcome.coaching_refresh
-    created = len(outcome.coaching.created) + (len(refresh.created) if refresh else 0)
+    created = len(outcome.coaching.created)
     console.print(f"{outcome.evaluated} evaluated, {outcome.changed} changed, {outcome.failed} "
                   f"failed; coaching tasks: {created} created, "
                   f"{len(outcome.coaching.closed)} closed.")  # fmt: skip
