@@ -78,7 +78,9 @@ class HubSpotConnector:
                 "limit": BATCH,
             }
             data = self.api.call(
-                "deals.search", "crm.deals.search_api", "do_search",
+                "deals.search",
+                "crm.deals.search_api",
+                "do_search",
                 public_object_search_request=body,
             )
             deals = data.get("results") or []
@@ -133,10 +135,14 @@ class HubSpotConnector:
     def _batch_read(self, object_type: str, ids: Sequence[str], props: list[str]) -> list[dict]:
         """One batch read; ids HubSpot cannot find (207 errors) are simply absent."""
         body = {
-            "inputs": [{"id": i} for i in ids], "properties": props, "propertiesWithHistory": [],
+            "inputs": [{"id": i} for i in ids],
+            "properties": props,
+            "propertiesWithHistory": [],
         }
         data = self.api.call(
-            f"{object_type}.read", OBJECT_APIS[object_type], "read",
+            f"{object_type}.read",
+            OBJECT_APIS[object_type],
+            "read",
             batch_read_input_simple_public_object_id=body,
         )
         return [r for r in data.get("results") or [] if not r.get("archived")]
@@ -146,8 +152,11 @@ class HubSpotConnector:
         found: dict[str, list] = {}
         for chunk in chunks(ids, BATCH):
             data = self.api.call(
-                f"associations.{from_type}.{to_type}", "crm.associations.v4.batch_api", "get_page",
-                from_type, to_type,
+                f"associations.{from_type}.{to_type}",
+                "crm.associations.v4.batch_api",
+                "get_page",
+                from_type,
+                to_type,
                 batch_input_public_fetch_associations_batch_request={
                     "inputs": [{"id": i} for i in chunk]
                 },
@@ -207,20 +216,24 @@ class HubSpotConnector:
             inputs = [{"id": deal_id, "properties": props} for deal_id, props in chunk]
             outcome.update(self._batch_update("deals", inputs))
         return [
-            WriteResult(str(u.opportunity_id), False, error=bad[i]) if i in bad
+            WriteResult(str(u.opportunity_id), False, error=bad[i])
+            if i in bad
             else outcome[str(u.opportunity_id)]
             for i, u in enumerate(updates)
         ]
 
     def _batch_update(self, object_type: str, inputs: list[dict]) -> dict[str, WriteResult]:
         data = self.api.call(
-            f"{object_type}.update", OBJECT_APIS[object_type], "update",
+            f"{object_type}.update",
+            OBJECT_APIS[object_type],
+            "update",
             batch_input_simple_public_object_batch_input={"inputs": inputs},
         )
         done = {str(r["id"]) for r in data.get("results") or []}
         errors = _errors_by(data.get("errors") or [], "ids", "id")
         return {
-            i["id"]: WriteResult(i["id"], True) if i["id"] in done
+            i["id"]: WriteResult(i["id"], True)
+            if i["id"] in done
             else WriteResult(i["id"], False, error=errors.get(i["id"], "not updated"))
             for i in inputs
         }
@@ -229,7 +242,9 @@ class HubSpotConnector:
         results: list[WriteResult] = []
         for chunk in chunks(list(tasks), BATCH):
             data = self.api.call(
-                "tasks.create", OBJECT_APIS["tasks"], "create",
+                "tasks.create",
+                OBJECT_APIS["tasks"],
+                "create",
                 batch_input_simple_public_object_batch_input_for_create={
                     "inputs": [_task_input(t) for t in chunk]
                 },
@@ -349,7 +364,8 @@ def _created(chunk: Sequence[TaskSpec], data: dict) -> list[WriteResult]:
         by_trace = {t.key: str(r["id"]) for t, r in zip(chunk, results, strict=True)}
     errors = _errors_by(data.get("errors") or [], "objectWriteTraceId")
     return [
-        WriteResult(t.key, True, id=by_trace[t.key]) if t.key in by_trace
+        WriteResult(t.key, True, id=by_trace[t.key])
+        if t.key in by_trace
         else WriteResult(t.key, False, error=errors.get(t.key, "task not created"))
         for t in chunk
     ]

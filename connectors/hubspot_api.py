@@ -44,8 +44,14 @@ from integration.ratelimit import TokenBucket, hubspot_buckets
 API_ERRORS: tuple[type[Exception], ...] = tuple(
     module.OpenApiException
     for module in (
-        assoc_exc, companies_exc, deals_exc, line_items_exc,
-        tasks_exc, owners_exc, pipelines_exc, properties_exc,
+        assoc_exc,
+        companies_exc,
+        deals_exc,
+        line_items_exc,
+        tasks_exc,
+        owners_exc,
+        pipelines_exc,
+        properties_exc,
     )
 )
 

@@ -15,9 +15,19 @@ from connectors.base import FieldMap
 from integration.model import Account, Facts, Opportunity, OpportunityRecord, Owner
 
 DEAL_PROPERTIES = (
-    "dealname", "amount", "deal_currency_code", "dealstage", "pipeline",
-    "hs_deal_stage_probability", "closedate", "hs_is_closed", "hs_is_closed_won",
-    "dealtype", "hubspot_owner_id", "hs_lastmodifieddate", "hs_object_id",
+    "dealname",
+    "amount",
+    "deal_currency_code",
+    "dealstage",
+    "pipeline",
+    "hs_deal_stage_probability",
+    "closedate",
+    "hs_is_closed",
+    "hs_is_closed_won",
+    "dealtype",
+    "hubspot_owner_id",
+    "hs_lastmodifieddate",
+    "hs_object_id",
 )
 COMPANY_PROPERTIES = ("name", "industry", "numberofemployees", "annualrevenue", "country", "domain")
 DEAL_FIELDS = ("fit", "reason", "warning", "comp_eligible", "exception_reason")

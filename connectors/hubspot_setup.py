@@ -22,23 +22,36 @@ def definitions(fields: FieldMap, tags: Sequence[str]) -> list[dict[str, Any]]:
     group = GROUP["name"]
     return [
         {
-            "name": fields["fit"], "label": "Strategy fit", "type": "enumeration",
-            "fieldType": "select", "groupName": group, "options": options(tags),
+            "name": fields["fit"],
+            "label": "Strategy fit",
+            "type": "enumeration",
+            "fieldType": "select",
+            "groupName": group,
+            "options": options(tags),
             "description": "Set by OnStrategy from the rule files.",
         },
         {
-            "name": fields["reason"], "label": "Strategy fit reason", "type": "string",
-            "fieldType": "text", "groupName": group,
+            "name": fields["reason"],
+            "label": "Strategy fit reason",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": group,
             "description": "Why the deal got its strategy fit, one line.",
         },
         {
-            "name": fields["warning"], "label": "Strategy warning", "type": "string",
-            "fieldType": "textarea", "groupName": group,
+            "name": fields["warning"],
+            "label": "Strategy warning",
+            "type": "string",
+            "fieldType": "textarea",
+            "groupName": group,
             "description": "Warnings from the strategy rules; empty when none.",
         },
         {
-            "name": fields["comp_eligible"], "label": "Comp eligible", "type": "bool",
-            "fieldType": "booleancheckbox", "groupName": group,
+            "name": fields["comp_eligible"],
+            "label": "Comp eligible",
+            "type": "bool",
+            "fieldType": "booleancheckbox",
+            "groupName": group,
             "options": [
                 {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
                 {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
@@ -46,8 +59,11 @@ def definitions(fields: FieldMap, tags: Sequence[str]) -> list[dict[str, Any]]:
             "description": "Whether the deal counts for compensation (target account list).",
         },
         {
-            "name": fields["exception_reason"], "label": "Strategy exception reason",
-            "type": "string", "fieldType": "text", "groupName": group,
+            "name": fields["exception_reason"],
+            "label": "Strategy exception reason",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": group,
             "description": "The rep's reason for pursuing an off-strategy deal.",
         },
     ]

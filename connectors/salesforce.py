@@ -168,7 +168,8 @@ class SalesforceConnector:
         if query.account_ids is None:
             groups: list[Sequence[str]] = [()]
         else:
-            groups = list(chunks(list(query.account_ids), salesforce_soql.IDS_PER_QUERY))
+            ids = list(query.account_ids)
+            groups = list(chunks(ids, salesforce_soql.ACCOUNT_IDS_PER_QUERY))
         for accounts in groups:
             soql = salesforce_soql.matching(self._select, query, accounts)
             for rows in self._pages(soql, batch=query.page_size):

@@ -29,6 +29,10 @@ from integration.sfid import to18
 #: Ids per ``IN (...)`` list: 200 ids keep a query near 5 KB, far under SOQL's
 #: 100,000-character limit, and match the sObject Collections batch size.
 IDS_PER_QUERY = 200
+#: Account ids per sweep query. A SOQL statement may be 100,000 characters
+#: (Salesforce "SOQL and SOSL Limits"); 2,000 quoted 18-character ids take about
+#: 44,000, so one query (and its pages of 2,000 rows) covers far more accounts.
+ACCOUNT_IDS_PER_QUERY = 2000
 
 OPPORTUNITY_FIELDS = (
     "Id",

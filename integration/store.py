@@ -129,6 +129,21 @@ class Store:
         with self.session() as session:
             yield from session.scalars(query.execution_options(yield_per=1000))
 
+    def decided_with_key(self, crm: str, opportunity_ids: Sequence[str], key: str) -> set[str]:
+        """Which of these opportunities already have a decision recorded under ``key``."""
+        if not opportunity_ids:
+            return set()
+        with self.session() as session:
+            return set(
+                session.scalars(
+                    select(DecisionRow.opportunity_id).where(
+                        DecisionRow.crm == crm,
+                        DecisionRow.event_key == key,
+                        DecisionRow.opportunity_id.in_(list(opportunity_ids)),
+                    )
+                )
+            )
+
     # -- events ----------------------------------------------------------
     def unseen_events(self, crm: str, keys: Iterable[str]) -> set[str]:
         """Which of ``keys`` were not processed before."""

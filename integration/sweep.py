@@ -1,7 +1,7 @@
 """Sweeps over many opportunities: reconcile and target-list sync.
 
 A sweep streams pages from the CRM (memory stays flat), runs each page through
-the same pipeline as a webhook, and keeps a cursor in the store so an
+the same pipeline as a webhook, and keeps its run key in the store so an
 interrupted sweep continues where it stopped. A second run writes nothing:
 only changed values are ever written.
 """
@@ -9,13 +9,13 @@ only changed values are ever written.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.base import OpportunityQuery
 from integration.coaching import CoachingOutcome, CoachingSync
-from integration.model import OpportunityRecord
 from integration.processor import BatchOutcome
 from integration.rulebook import Rulebook
 from integration.runtime import Runtime
@@ -29,7 +29,7 @@ PAGE = 2000
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """What a sweep will look at, and under which name its cursor is kept."""
+    """What a sweep will look at, and under which name its run is kept."""
 
     name: str
     query: OpportunityQuery
@@ -81,25 +81,42 @@ def run_sweep(
     trigger: str = "reconcile",
     progress: Progress | None = None,
 ) -> BatchOutcome:
-    """Run ``plan`` through the pipeline page by page; resumable unless dry."""
+    """Run ``plan`` through the pipeline page by page; resumable unless dry.
+
+    Each run has a key, kept in the store until the run completes and recorded
+    on every decision it makes; a run that was interrupted is continued under
+    the same key, skipping the opportunities it already decided, whatever order
+    the CRM returns them in.
+    """
     started = datetime.now(UTC).isoformat()
     processor = runtime.processor(
         crm, trigger=trigger, dry_run=dry_run, keep_planned=dry_run, promote=False
     )
-    cursor_name = f"cursor:{plan.name}"
-    cursor = "" if dry_run else runtime.store.watermark(crm, cursor_name)
+    run_name = f"run:{plan.name}"
+    run_key = "" if dry_run else _run_key(runtime, crm, run_name)
     total = BatchOutcome()
-    for page in _pages_after(runtime.connector(crm).iter_opportunities(plan.query), cursor):
-        total.add(processor.process_records(page))
-        if not dry_run:
-            runtime.store.set_watermark(crm, cursor_name, page[-1].id)
+    for page in runtime.connector(crm).iter_opportunities(plan.query):
+        done = runtime.store.decided_with_key(crm, [r.id for r in page], run_key) if run_key else ()
+        remaining = [r for r in page if r.id not in done]
+        if remaining:
+            keys = {r.id: run_key for r in remaining} if run_key else None
+            total.add(processor.process_records(remaining, keys))
         if progress:
             progress(len(page))
     if not dry_run:
-        runtime.store.set_watermark(crm, cursor_name, "")
+        runtime.store.set_watermark(crm, run_name, "")
         runtime.store.set_watermark(crm, "reconciled-at", started)
         total.add_coaching(refresh_coaching(runtime, crm))
     return total
+
+
+def _run_key(runtime: Runtime, crm: str, run_name: str) -> str:
+    """The key of the unfinished run of this sweep, or a new one."""
+    key = runtime.store.watermark(crm, run_name)
+    if not key:
+        key = f"sweep:{uuid.uuid4().hex}"
+        runtime.store.set_watermark(crm, run_name, key)
+    return key
 
 
 def refresh_coaching(runtime: Runtime, crm: str) -> CoachingOutcome:
@@ -128,13 +145,3 @@ def sync_targets(
     if not dry_run:
         remember_targets(runtime, crm, rulebook)
     return accounts, outcome
-
-
-def _pages_after(
-    pages: Iterator[list[OpportunityRecord]], cursor: str
-) -> Iterator[list[OpportunityRecord]]:
-    """Skip what an interrupted run already did (pages come in id order)."""
-    for page in pages:
-        remaining = [r for r in page if not cursor or r.id > cursor]
-        if remaining:
-            yield remaining
