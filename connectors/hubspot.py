@@ -10,10 +10,10 @@ HubSpot's 207 per-input errors attached to the inputs they name.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, time
 from typing import Any
 
 from connectors import hubspot_facts as hf
+from connectors import hubspot_payloads as hp
 from connectors.base import (
     FieldMap,
     FieldUpdate,
@@ -29,8 +29,6 @@ from integration.model import OpportunityRecord, Owner
 from integration.ratelimit import hubspot_buckets
 
 BATCH = 100  # "Batch operations are limited to 100 records at a time"
-TASK_TO_DEAL = 216  # HUBSPOT_DEFINED association type id
-PRIORITIES = {"low": "LOW", "normal": "MEDIUM", "medium": "MEDIUM", "high": "HIGH"}
 OBJECT_APIS = {
     "deals": "crm.deals.batch_api",
     "companies": "crm.companies.batch_api",
@@ -66,13 +64,32 @@ class HubSpotConnector:
         return records
 
     def iter_opportunities(self, query: OpportunityQuery) -> Iterator[list[OpportunityRecord]]:
-        if query.account_ids is not None:
-            yield from self._iter_by_accounts(query)
-            return
+        """Pages of up to ``query.page_size`` deals, hydrated together.
+
+        HubSpot reads 100 objects per call; gathering several calls' deals into
+        one page lets their companies be read once for the page and lets the
+        caller write them back in full batches of 100.
+        """
+        source = (
+            self._iter_by_accounts(query)
+            if query.account_ids is not None
+            else self._iter_search(query)
+        )
+        page: list[dict[str, Any]] = []
+        for deals in source:
+            page += deals
+            if len(page) >= query.page_size:
+                yield self._hydrate(page)
+                page = []
+        if page:
+            yield self._hydrate(page)
+
+    def _iter_search(self, query: OpportunityQuery) -> Iterator[list[dict[str, Any]]]:
+        """Raw deals from the search API, 100 per call, in id order."""
         last_id = "0"
         while True:
             body = {
-                "filterGroups": _filter_groups(query, last_id),
+                "filterGroups": hp.filter_groups(query, last_id),
                 "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
                 "properties": hf.deal_properties(self.fields),
                 "limit": BATCH,
@@ -85,14 +102,14 @@ class HubSpotConnector:
             )
             deals = data.get("results") or []
             if deals:
-                yield self._hydrate(deals)
+                yield deals
                 last_id = str(deals[-1]["id"])
             # Paging by hs_object_id > last id, never by `after`, stays clear of the
             # search API's 10,000-result cap per query.
             if not deals or not (data.get("paging") or {}).get("next"):
                 return
 
-    def _iter_by_accounts(self, query: OpportunityQuery) -> Iterator[list[OpportunityRecord]]:
+    def _iter_by_accounts(self, query: OpportunityQuery) -> Iterator[list[dict[str, Any]]]:
         """Deals of these companies, via batch associations (no search cap, no search limit)."""
         by_company = self._associations("companies", "deals", list(query.account_ids or ()))
         deal_ids = sorted(
@@ -101,9 +118,9 @@ class HubSpotConnector:
         )
         for chunk in chunks(deal_ids, BATCH):
             deals = self._batch_read("deals", chunk, hf.deal_properties(self.fields))
-            deals = [d for d in deals if _matches(d.get("properties") or {}, query)]
+            deals = [d for d in deals if hp.matches(d.get("properties") or {}, query)]
             if deals:
-                yield self._hydrate(deals)
+                yield deals
 
     def _hydrate(self, deals: list[dict[str, Any]]) -> list[OpportunityRecord]:
         deal_ids = [str(d["id"]) for d in deals]
@@ -206,7 +223,7 @@ class HubSpotConnector:
         bad: dict[int, str] = {}
         for index, update in enumerate(updates):
             try:
-                props = {self.fields[k]: _value(v) for k, v in update.changes.items()}
+                props = {self.fields[k]: hp.value(v) for k, v in update.changes.items()}
             except KeyError as exc:
                 bad[index] = f"unknown field {exc.args[0]!r}"
                 continue
@@ -230,7 +247,7 @@ class HubSpotConnector:
             batch_input_simple_public_object_batch_input={"inputs": inputs},
         )
         done = {str(r["id"]) for r in data.get("results") or []}
-        errors = _errors_by(data.get("errors") or [], "ids", "id")
+        errors = hp.errors_by(data.get("errors") or [], "ids", "id")
         return {
             i["id"]: WriteResult(i["id"], True)
             if i["id"] in done
@@ -246,16 +263,16 @@ class HubSpotConnector:
                 OBJECT_APIS["tasks"],
                 "create",
                 batch_input_simple_public_object_batch_input_for_create={
-                    "inputs": [_task_input(t) for t in chunk]
+                    "inputs": [hp.task_input(t) for t in chunk]
                 },
             )
-            results.extend(_created(chunk, data))
+            results.extend(hp.created(chunk, data))
         return results
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, str]:
         ids = list(dict.fromkeys(map(str, task_ids)))
         found = self._read_by_id("tasks", ids, ["hs_task_status"])
-        return {i: _task_state(found.get(i)) for i in ids}
+        return {i: hp.task_state(found.get(i)) for i in ids}
 
     def close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:
         ids = list(dict.fromkeys(str(c.task_id) for c in closes))
@@ -263,15 +280,15 @@ class HubSpotConnector:
         inputs: dict[str, dict] = {}
         for close in closes:
             task = found.get(str(close.task_id))
-            if task is None or _task_state(task) == "completed":
+            if task is None or hp.task_state(task) == "completed":
                 continue
             body = hf.text(task.get("properties") or {}, "hs_task_body")
-            props = {"hs_task_status": "COMPLETED", "hs_task_body": _append(body, close.comment)}
+            props = {"hs_task_status": "COMPLETED", "hs_task_body": hp.append(body, close.comment)}
             inputs[str(close.task_id)] = {"id": str(close.task_id), "properties": props}
         outcome: dict[str, WriteResult] = {}
         for chunk in chunks(list(inputs.values()), BATCH):
             outcome.update(self._batch_update("tasks", list(chunk)))
-        return [_closed(str(c.task_id), found, outcome) for c in closes]
+        return [hp.closed(str(c.task_id), found, outcome) for c in closes]
 
     def ensure_fields(self, tags: Sequence[str]) -> list[str]:
         return ensure_fields(self.api, self.fields, tags)
@@ -283,119 +300,3 @@ def from_settings(settings: Any, fields: FieldMap, redis: Any = None) -> HubSpot
         settings.hubspot_access_token, settings.hubspot_api_url, buckets=hubspot_buckets(redis)
     )
     return HubSpotConnector(api, fields)
-
-
-def _filter_groups(query: OpportunityQuery, last_id: str) -> list[dict]:
-    base = [{"propertyName": "hs_object_id", "operator": "GT", "value": last_id}]
-    if query.modified_since:
-        since = _epoch_ms(query.modified_since)
-        base.append({"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": since})
-    if not query.open_only:
-        return [{"filters": base}]
-    is_open = {"propertyName": "hs_is_closed", "operator": "EQ", "value": "false"}
-    groups = [{"filters": [*base, is_open]}]
-    if query.closed_after:
-        after = _epoch_ms(query.closed_after)
-        closed = [
-            {"propertyName": "hs_is_closed", "operator": "EQ", "value": "true"},
-            {"propertyName": "closedate", "operator": "GTE", "value": after},
-        ]
-        groups.append({"filters": [*base, *closed]})
-    return groups
-
-
-def _matches(props: dict[str, Any], query: OpportunityQuery) -> bool:
-    """The search filters, applied to deals reached through their companies."""
-    if query.modified_since and _epoch_ms(hf.text(props, "hs_lastmodifieddate") or "0") < (
-        _epoch_ms(query.modified_since)
-    ):
-        return False
-    if not query.open_only or not hf.flag(props, "hs_is_closed"):
-        return True
-    closed = hf.utc_date(hf.text(props, "closedate"))
-    return bool(query.closed_after and closed and closed >= query.closed_after.isoformat())
-
-
-def _epoch_ms(value: Any) -> str:
-    """Milliseconds since the epoch, as search filters on date properties expect."""
-    if isinstance(value, str) and value.isdigit():
-        return value
-    if isinstance(value, str):
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    elif isinstance(value, datetime):
-        moment = value
-    else:
-        moment = datetime.combine(value, time(0), tzinfo=UTC)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return str(int(moment.timestamp() * 1000))
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
-def _task_input(task: TaskSpec) -> dict:
-    # Noon UTC keeps the due date on the same calendar day in almost every time zone.
-    due = datetime.combine(task.due_date, time(12), tzinfo=UTC)
-    props = {
-        "hs_task_subject": task.subject,
-        "hs_task_body": task.body,
-        "hs_timestamp": str(int(due.timestamp() * 1000)),
-        "hs_task_status": "NOT_STARTED",
-        "hs_task_priority": PRIORITIES.get(task.priority.lower(), "MEDIUM"),
-        "hs_task_type": "TODO",
-        "hubspot_owner_id": str(task.assignee_id),
-    }
-    association = {
-        "to": {"id": str(task.opportunity_id)},
-        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": TASK_TO_DEAL}],
-    }
-    return {"properties": props, "associations": [association], "objectWriteTraceId": task.key}
-
-
-def _created(chunk: Sequence[TaskSpec], data: dict) -> list[WriteResult]:
-    """Match created tasks to specs by ``objectWriteTraceId``: batch order is not promised."""
-    results = data.get("results") or []
-    by_trace = {r.get("objectWriteTraceId"): str(r["id"]) for r in results}
-    if None in by_trace and len(results) == len(chunk):
-        by_trace = {t.key: str(r["id"]) for t, r in zip(chunk, results, strict=True)}
-    errors = _errors_by(data.get("errors") or [], "objectWriteTraceId")
-    return [
-        WriteResult(t.key, True, id=by_trace[t.key])
-        if t.key in by_trace
-        else WriteResult(t.key, False, error=errors.get(t.key, "task not created"))
-        for t in chunk
-    ]
-
-
-def _task_state(task: dict | None) -> str:
-    if task is None:
-        return "deleted"
-    status = hf.text(task.get("properties") or {}, "hs_task_status")
-    return "completed" if status == "COMPLETED" else "open"
-
-
-def _closed(task_id: str, found: dict, outcome: dict[str, WriteResult]) -> WriteResult:
-    if task_id in outcome:
-        return outcome[task_id]
-    if task_id not in found:
-        return WriteResult(task_id, False, error="task not found (deleted)")
-    return WriteResult(task_id, True)  # already completed by someone
-
-
-def _append(body: str, comment: str) -> str:
-    return f"{body}\n\n{comment}" if body else comment
-
-
-def _errors_by(errors: list[dict], *keys: str) -> dict[str, str]:
-    """Per-input messages from a 207 body, keyed by the ids its ``context`` names."""
-    found: dict[str, str] = {}
-    for error in errors:
-        message = error.get("message") or error.get("category") or "error"
-        context = error.get("context") or {}
-        for key in keys:
-            found.update((str(v), message) for v in context.get(key) or [])
-    return found
