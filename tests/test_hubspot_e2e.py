@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes.hubspot_server import FakeHubSpot
 from redis import Redis
 from rq import SimpleWorker
 
+from fakes.hubspot_server import FakeHubSpot
 from integration import jobs
 from integration.app import create_app
 from integration.queue import make_queue
