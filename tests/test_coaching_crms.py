@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 import responses
 
+from connectors.base import FieldMap
+from connectors.hubspot import HubSpotConnector
+from connectors.hubspot_api import HubSpotApi
+from fakes.hubspot_server import FakeHubSpot
 from integration.processor import Processor
+from integration.ratelimit import TokenBucket
 from integration.rulebook import load_rulebook
 from integration.store import Store
 from sf_fake import SalesforceFake
@@ -31,6 +36,7 @@ class SalesforceHarness:
     """Drives the Salesforce fake the way a manager and a rep would."""
 
     crm = "salesforce"
+    rep = OWNER
 
     def __init__(self, fake: SalesforceFake) -> None:
         self.fake = fake
@@ -47,6 +53,8 @@ class SalesforceHarness:
             for i in range(DEALS)
         ]
         self.connector = fake.connector()
+        self.managers_row = ""
+        self.expected_manager = MANAGER
 
     def open_tasks(self) -> list[dict[str, Any]]:
         return [t for t in self.fake.tasks.values() if not t["IsClosed"] and not t["IsDeleted"]]
@@ -71,8 +79,66 @@ class SalesforceHarness:
         return task.get("Description", "")
 
 
-@pytest.fixture(params=["salesforce"])
-def harness(request) -> Iterator[SalesforceHarness]:
+class HubSpotHarness:
+    """Drives the HubSpot fake; HubSpot owners have no manager, so managers.csv names it."""
+
+    crm = "hubspot"
+    rep, manager = "7", "8"
+
+    def __init__(self, hs: FakeHubSpot) -> None:
+        self.hs = hs
+        hs.add_owner(self.rep, "Ada", "Lovelace", "ada@example.com")
+        hs.add_owner(self.manager, "Grace", "Hopper", "grace@example.com")
+        hs.add_company("10", name="Shopright", industry="RETAIL", numberofemployees="300")
+        hs.add_company("20", name="Acme Manufacturing", industry="MANUFACTURING",
+                       numberofemployees="5000")  # fmt: skip
+        self.ids = [str(100 + i) for i in range(DEALS)]
+        for i, deal in enumerate(self.ids):
+            hs.add_deal(deal, company="10", line_items=("Support Renewal",),
+                        amount=str(150000 + 50000 * i), dealstage="contractsent",
+                        pipeline="default", hubspot_owner_id=self.rep, hs_is_closed="false",
+                        closedate="2027-03-01T00:00:00.000Z")  # fmt: skip
+        buckets = {name: TokenBucket(10_000, 1.0, burst=10_000) for name in ("general", "search")}
+        self.connector = HubSpotConnector(HubSpotApi.create("t", hs.url, buckets=buckets),
+                                          FieldMap.for_crm("hubspot"))  # fmt: skip
+        self.managers_row = f"hubspot,{self.rep},{self.manager}\n"
+        self.expected_manager = self.manager
+
+    def _tasks(self) -> list[dict[str, Any]]:
+        return [t for t in self.hs.state.objects["tasks"].values() if not t.get("archived")]
+
+    def open_tasks(self) -> list[dict[str, Any]]:
+        return [t for t in self._tasks() if t["properties"]["hs_task_status"] != "COMPLETED"]
+
+    def task_deal(self, task: dict[str, Any]) -> str:
+        deals = self.hs.state.associations.get(("tasks", "deals", str(task["id"])), {})
+        return next(iter(deals))
+
+    def task_owner(self, task: dict[str, Any]) -> str:
+        return task["properties"]["hubspot_owner_id"]
+
+    def complete(self, task: dict[str, Any]) -> None:
+        task["properties"]["hs_task_status"] = "COMPLETED"
+
+    def make_on_strategy(self, deal: str) -> None:
+        self.hs.state.associations.pop(("deals", "companies", deal), None)
+        self.hs.state.associate("deals", deal, "companies", "20")
+        for item in list(self.hs.state.associations.get(("deals", "line_items", deal), {})):
+            self.hs.state.objects["line_items"][item]["properties"]["name"] = "Data Platform"
+
+    def warning(self, deal: str) -> Any:
+        return self.hs.deal_properties(deal).get("strategy_warning")
+
+    def task_comment(self, task: dict[str, Any]) -> str:
+        return task["properties"].get("hs_task_body", "")
+
+
+@pytest.fixture(params=["salesforce", "hubspot"])
+def harness(request) -> Iterator[Any]:
+    if request.param == "hubspot":
+        with FakeHubSpot(token="t") as hs:
+            yield HubSpotHarness(hs)
+        return
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake = SalesforceFake()
         fake.register(rsps)
@@ -83,6 +149,8 @@ def harness(request) -> Iterator[SalesforceHarness]:
 def pipeline(harness, tmp_path):
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
+    with open(rules / "managers.csv", "a", encoding="utf-8") as handle:
+        handle.write(harness.managers_row)
     rulebook, problems = load_rulebook(rules)
     assert not problems
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
@@ -100,10 +168,10 @@ def test_rep_with_many_qualifying_deals_has_exactly_the_cap_open(harness, pipeli
     run()
     open_tasks = harness.open_tasks()
     assert len(open_tasks) == 2
-    assert {harness.task_owner(t) for t in open_tasks} == {MANAGER}
+    assert {harness.task_owner(t) for t in open_tasks} == {harness.expected_manager}
     biggest = harness.ids[-1]  # the largest amount x probability comes first
     assert biggest in {harness.task_deal(t) for t in open_tasks}
-    assert store.tasks.for_reps(harness.crm, [OWNER], "queued")
+    assert store.tasks.for_reps(harness.crm, [harness.rep], "queued")
 
 
 def test_redelivery_duplicates_nothing(harness, pipeline):
