@@ -10,6 +10,7 @@ HubSpot's 207 per-input errors attached to the inputs they name.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from connectors import hubspot_facts as hf
@@ -256,6 +257,11 @@ class HubSpotConnector:
         }
 
     def create_tasks(self, tasks: Sequence[TaskSpec]) -> list[WriteResult]:
+        """Tasks owned by the assignee; a manager named by email becomes its owner id."""
+        if any("@" in t.assignee_id for t in tasks):
+            by_email = {o.email.lower(): o.id for o in self._owner_map().values() if o.email}
+            tasks = [replace(t, assignee_id=by_email.get(t.assignee_id.lower(), t.assignee_id))
+                     for t in tasks]  # fmt: skip
         results: list[WriteResult] = []
         for chunk in chunks(list(tasks), BATCH):
             data = self.api.call(

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 import requests
-from simple_salesforce import Salesforce
+from simple_salesforce import Salesforce, format_soql
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
@@ -191,8 +191,28 @@ class SalesforceConnector:
     # -- tasks -------------------------------------------------------------
 
     def create_tasks(self, tasks: Sequence[TaskSpec]) -> list[WriteResult]:
-        """Create Tasks on the opportunities, assigned to ``assignee_id``, 200 per call."""
+        """Create Tasks on the opportunities, assigned to ``assignee_id``, 200 per call.
+
+        The managers file may name a manager by email; those become user ids with
+        one query for all of them.
+        """
+        users = self._user_ids([t.assignee_id for t in tasks if "@" in t.assignee_id])
+        tasks = [replace(t, assignee_id=users.get(t.assignee_id.lower(), t.assignee_id))
+                 for t in tasks]  # fmt: skip
         return self._write("create", "POST", [(t.key, _task(t)) for t in tasks])
+
+    def _user_ids(self, emails: Sequence[str]) -> dict[str, str]:
+        """Lower-cased email -> active user id."""
+        found: dict[str, str] = {}
+        unique = sorted({e.lower() for e in emails})
+        for batch in chunks(unique, salesforce_soql.IDS_PER_QUERY):
+            soql = format_soql(
+                "SELECT Id, Email FROM User WHERE IsActive = true AND Email IN {emails}",
+                emails=list(batch),
+            )
+            for rows in self._pages(soql):
+                found.update((row["Email"].lower(), row["Id"]) for row in rows)
+        return found
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, str]:
         """``open``/``completed``/``deleted``; ``queryAll`` sees tasks in the recycle bin."""

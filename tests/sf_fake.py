@@ -233,6 +233,10 @@ class SalesforceFake:
 
     def _select(self, soql: str, include_deleted: bool) -> list[dict]:
         sobject = re.search(r"FROM (\w+)(?= WHERE| ORDER|$)", soql).group(1)
+        if sobject == "User":
+            emails = set(re.findall(r"'([^']+)'", soql.split("Email IN", 1)[1]))
+            return [{"Id": u["Id"], "Email": u["Email"]} for u in self.users.values()
+                    if (u.get("Email") or "").lower() in emails]  # fmt: skip
         if sobject == "Task":
             rows = [t for t in self.tasks.values() if include_deleted or not t["IsDeleted"]]
             return [dict(t) for t in rows if _matches(t, soql)]

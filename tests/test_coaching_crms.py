@@ -42,14 +42,22 @@ class SalesforceHarness:
         self.fake = fake
         fake.add_user("Dana Reyes", Id=OWNER, Email="dana@acme.example", ManagerId=MANAGER)
         fake.add_user("Morgan Blake", Id=MANAGER, Email="morgan@acme.example")
+        self.boss = fake.add_user("Riley Boss", Email="boss@acme.example")
+        self.boss_row = f"salesforce,{OWNER},Boss@Acme.example\n"
         retail = fake.add_account("Shopright", Industry="Retail", NumberOfEmployees=300)
         self.target = fake.add_account("Acme Manufacturing", Industry="Manufacturing",
                                        NumberOfEmployees=5000)  # fmt: skip
         self.ids = [
-            fake.add_opportunity(f"Shopright renewal {i}", retail, OWNER,
-                                 products=("Support Renewal",), Amount=150000.0 + 50000 * i,
-                                 StageName="Negotiation", Probability=80,
-                                 CloseDate="2027-03-01")
+            fake.add_opportunity(
+                f"Shopright renewal {i}",
+                retail,
+                OWNER,
+                products=("Support Renewal",),
+                Amount=150000.0 + 50000 * i,
+                StageName="Negotiation",
+                Probability=80,
+                CloseDate="2027-03-01",
+            )
             for i in range(DEALS)
         ]
         self.connector = fake.connector()
@@ -89,6 +97,8 @@ class HubSpotHarness:
         self.hs = hs
         hs.add_owner(self.rep, "Ada", "Lovelace", "ada@example.com")
         hs.add_owner(self.manager, "Grace", "Hopper", "grace@example.com")
+        hs.add_owner("9", "Riley", "Boss", "boss@example.com")
+        self.boss, self.boss_row = "9", f"hubspot,{self.rep},Boss@Example.com\n"
         hs.add_company("10", name="Shopright", industry="RETAIL", numberofemployees="300")
         hs.add_company("20", name="Acme Manufacturing", industry="MANUFACTURING",
                        numberofemployees="5000")  # fmt: skip
@@ -146,11 +156,11 @@ def harness(request) -> Iterator[Any]:
 
 
 @pytest.fixture
-def pipeline(harness, tmp_path):
+def pipeline(harness, tmp_path, request):
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     with open(rules / "managers.csv", "a", encoding="utf-8") as handle:
-        handle.write(harness.managers_row)
+        handle.write(harness.boss_row if "by_email" in request.node.name else harness.managers_row)
     rulebook, problems = load_rulebook(rules)
     assert not problems
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
@@ -207,3 +217,10 @@ def test_deal_no_longer_qualifying_closes_its_task_and_clears_the_warning(harnes
     assert deal not in {harness.task_deal(t) for t in harness.open_tasks()}
     assert "now On Strategy" in harness.task_comment(task)
     assert not harness.warning(deal)
+
+
+def test_manager_named_by_email_gets_the_tasks(harness, pipeline):
+    """The file wins over the CRM's own manager, and an email becomes the user's id."""
+    run, _ = pipeline
+    run()
+    assert {harness.task_owner(t) for t in harness.open_tasks()} == {harness.boss}
