@@ -17,10 +17,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from connectors import sandbox_db as sdb
 from connectors.base import (
     FieldMap,
     FieldUpdate,
@@ -30,59 +31,10 @@ from connectors.base import (
     WriteResult,
     chunks,
 )
-from integration.model import OUTPUT_FIELDS, Account, Facts, Opportunity, OpportunityRecord, Owner
+from integration.model import OUTPUT_FIELDS, OpportunityRecord
 
 SANDBOX_DB_NAME = "onstrategy-sandbox.db"
 _IN_CHUNK = 500  # ids per IN (...) list, well below SQLite's variable limit
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', industry TEXT NOT NULL DEFAULT '',
-    employees INTEGER NOT NULL DEFAULT 0, annual_revenue REAL NOT NULL DEFAULT 0,
-    country TEXT NOT NULL DEFAULT '', domain TEXT NOT NULL DEFAULT '',
-    target_flag INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS owners (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', email TEXT NOT NULL DEFAULT '',
-    manager_id TEXT NOT NULL DEFAULT '', team TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS opportunities (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', account_id TEXT, owner_id TEXT,
-    amount REAL NOT NULL DEFAULT 0, currency TEXT NOT NULL DEFAULT 'USD',
-    stage TEXT NOT NULL DEFAULT '', probability INTEGER NOT NULL DEFAULT 0,
-    close_date TEXT NOT NULL DEFAULT '', is_closed INTEGER NOT NULL DEFAULT 0,
-    is_won INTEGER NOT NULL DEFAULT 0, type TEXT NOT NULL DEFAULT '',
-    exception_reason TEXT NOT NULL DEFAULT '',
-    fit TEXT, reason TEXT, warning TEXT, comp_eligible INTEGER,
-    last_modified TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS opportunities_account ON opportunities (account_id);
-CREATE TABLE IF NOT EXISTS line_items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, opportunity_id TEXT NOT NULL,
-    product TEXT NOT NULL, quantity INTEGER NOT NULL DEFAULT 1,
-    unit_price REAL NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS line_items_opportunity ON line_items (opportunity_id);
-CREATE TABLE IF NOT EXISTS tasks (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, task_key TEXT NOT NULL DEFAULT '',
-    opportunity_id TEXT NOT NULL, assignee_id TEXT NOT NULL DEFAULT '',
-    subject TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '',
-    due_date TEXT NOT NULL DEFAULT '', priority TEXT NOT NULL DEFAULT 'Normal',
-    status TEXT NOT NULL DEFAULT 'Open', deleted INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_opportunity ON tasks (opportunity_id);
-"""
-
-_SELECT = """
-SELECT o.*, a.name AS a_name, a.industry AS a_industry, a.employees AS a_employees,
-       a.annual_revenue AS a_annual_revenue, a.country AS a_country, a.domain AS a_domain,
-       a.target_flag AS a_target_flag, w.name AS w_name, w.email AS w_email,
-       w.manager_id AS w_manager_id, w.team AS w_team
-FROM opportunities o
-LEFT JOIN accounts a ON a.id = o.account_id
-LEFT JOIN owners w ON w.id = o.owner_id
-"""
 
 _OPPORTUNITY_COLUMNS = (
     "name", "account_id", "owner_id", "amount", "currency", "stage", "probability",
@@ -93,18 +45,6 @@ _OPPORTUNITY_COLUMNS = (
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _stamp(moment: datetime) -> str:
-    """One fixed ISO format (UTC, microseconds) so timestamps compare as strings."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _parse_since(value: str) -> str:
-    """A query's ``modified_since`` in the stored format (naive means UTC)."""
-    return _stamp(datetime.fromisoformat(value))
 
 
 def default_path(database_url: str) -> str:
@@ -139,7 +79,7 @@ class SandboxConnector:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
-        self._db.executescript(SCHEMA)
+        self._db.executescript(sdb.SCHEMA)
 
     @classmethod
     def from_settings(cls, settings: Any, fields: FieldMap, redis: Any = None) -> SandboxConnector:
@@ -166,7 +106,7 @@ class SandboxConnector:
             return self._db.execute(sql, params).fetchall()
 
     def _now(self) -> str:
-        return _stamp(self.clock())
+        return sdb.stamp(self.clock())
 
     # -- the Connector Protocol ---------------------------------------------------------
 
@@ -176,17 +116,17 @@ class SandboxConnector:
         found: dict[str, OpportunityRecord] = {}
         for part in chunks(list(dict.fromkeys(ids)), _IN_CHUNK):
             marks = ",".join("?" * len(part))
-            rows = self._query(f"{_SELECT} WHERE o.id IN ({marks})", part)
+            rows = self._query(f"{sdb.SELECT} WHERE o.id IN ({marks})", part)
             found.update((r.id, r) for r in self._records(rows))
         return [found[i] for i in ids if i in found]
 
     def iter_opportunities(self, query: OpportunityQuery) -> Iterator[list[OpportunityRecord]]:
         """Pages in id order, fetched by keyset (``id > last``) so memory stays flat."""
-        where, params = _where(query)
+        where, params = sdb.where(query)
         after = ""
         while True:
             self.api_calls["iter_opportunities"] += 1
-            sql = f"{_SELECT} WHERE o.id > ?{where} ORDER BY o.id LIMIT ?"
+            sql = f"{sdb.SELECT} WHERE o.id > ?{where} ORDER BY o.id LIMIT ?"
             rows = self._query(sql, [after, *params, max(1, query.page_size)])
             if not rows:
                 return
@@ -214,7 +154,7 @@ class SandboxConnector:
         for part in chunks(list(states), _IN_CHUNK):
             marks = ",".join("?" * len(part))
             for row in self._query(f"SELECT * FROM tasks WHERE id IN ({marks})", part):
-                states[row["id"]] = _task_state(row)
+                states[row["id"]] = sdb.task_state(row)
         return states
 
     def close_tasks(self, closes: Sequence[TaskClose]) -> list[WriteResult]:
@@ -232,7 +172,7 @@ class SandboxConnector:
 
     def _records(self, rows: list[sqlite3.Row]) -> list[OpportunityRecord]:
         products = self._products([r["id"] for r in rows])
-        return [_record(r, products.get(r["id"], ())) for r in rows]
+        return [sdb.record(r, products.get(r["id"], ())) for r in rows]
 
     def _products(self, ids: list[str]) -> dict[str, tuple[str, ...]]:
         found: dict[str, list[str]] = {}
@@ -254,7 +194,7 @@ class SandboxConnector:
 
     def _set_columns(self, db: sqlite3.Connection, opp_id: str, changes: dict[str, Any]) -> bool:
         """UPDATE checked column names and bump ``last_modified``; False when no such row."""
-        values = {k: _to_db(v) for k, v in changes.items()}
+        values = {k: sdb.to_db(v) for k, v in changes.items()}
         values["last_modified"] = self._now()
         assignments = ", ".join(f"{k} = :{k}" for k in values)
         sql = f"UPDATE opportunities SET {assignments} WHERE id = :_id"
@@ -304,10 +244,10 @@ class SandboxConnector:
             for opp in opportunities:
                 fields = dict(opp)
                 products = fields.pop("products", None)
-                row = {"last_modified": now, **{k: _to_db(v) for k, v in fields.items()}}
-                _insert_row(db, "opportunities", row)
+                row = {"last_modified": now, **{k: sdb.to_db(v) for k, v in fields.items()}}
+                sdb.insert_row(db, "opportunities", row)
                 if products is not None:
-                    _replace_products(db, row["id"], products)
+                    sdb.replace_products(db, row["id"], products)
 
     def add_opportunity(self, opportunity_id: str, **fields: Any) -> None:
         self.add_opportunities([{"id": opportunity_id, **fields}])
@@ -322,7 +262,7 @@ class SandboxConnector:
             if not self._set_columns(db, opportunity_id, fields):
                 raise KeyError(opportunity_id)
             if products is not None:
-                _replace_products(db, opportunity_id, products)
+                sdb.replace_products(db, opportunity_id, products)
 
     def set_account_target(self, account_id: str, flag: bool) -> None:
         """Flip the CRM's own target-account field (opportunities are not touched)."""
@@ -370,93 +310,12 @@ class SandboxConnector:
     def _insert(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
         with self._tx() as db:
             for row in rows:
-                _insert_row(db, table, {k: _to_db(v) for k, v in row.items()})
+                sdb.insert_row(db, table, {k: sdb.to_db(v) for k, v in row.items()})
 
     def _set_task(self, task_id: str, assignment: str) -> None:
         with self._tx() as db:
             if db.execute(f"UPDATE tasks SET {assignment} WHERE id = ?", (task_id,)).rowcount == 0:
                 raise KeyError(task_id)
-
-
-def _where(query: OpportunityQuery) -> tuple[str, list[Any]]:
-    """The query's criteria as SQL (AND-combined) and their parameters."""
-    clauses, params = [], []
-    if query.account_ids is not None:
-        ids = list(query.account_ids)
-        clauses.append(f"o.account_id IN ({','.join('?' * len(ids))})" if ids else "0")
-        params += ids
-    if query.modified_since:
-        clauses.append("o.last_modified >= ?")
-        params.append(_parse_since(query.modified_since))
-    if query.open_only and query.closed_after is not None:
-        clauses.append("(o.is_closed = 0 OR o.close_date >= ?)")
-        params.append(query.closed_after.isoformat())
-    elif query.open_only:
-        clauses.append("o.is_closed = 0")
-    return "".join(f" AND {c}" for c in clauses), params
-
-
-def _record(row: sqlite3.Row, products: tuple[str, ...]) -> OpportunityRecord:
-    opportunity = Opportunity(
-        id=row["id"], name=row["name"], amount=float(row["amount"]), currency=row["currency"],
-        stage=row["stage"], probability=int(row["probability"]), close_date=row["close_date"],
-        is_closed=bool(row["is_closed"]), is_won=bool(row["is_won"]), type=row["type"],
-        exception_reason=row["exception_reason"],
-    )  # fmt: skip
-    account = Account()
-    if row["a_name"] is not None:
-        account = Account(
-            id=row["account_id"], name=row["a_name"], industry=row["a_industry"],
-            employees=int(row["a_employees"]), annual_revenue=float(row["a_annual_revenue"]),
-            country=row["a_country"], domain=row["a_domain"],
-            crm_target_flag=bool(row["a_target_flag"]),
-        )  # fmt: skip
-    owner = Owner()
-    if row["w_name"] is not None:
-        owner = Owner(
-            id=row["owner_id"], name=row["w_name"], email=row["w_email"],
-            manager_id=row["w_manager_id"], team=row["w_team"],
-        )  # fmt: skip
-    facts = Facts("sandbox", opportunity, account, owner, products)
-    comp = row["comp_eligible"]
-    current = {
-        "fit": row["fit"], "reason": row["reason"], "warning": row["warning"],
-        "comp_eligible": None if comp is None else bool(comp),
-    }  # fmt: skip
-    return OpportunityRecord(facts, current, modified_at=row["last_modified"])
-
-
-def _task_state(row: sqlite3.Row) -> str:
-    if row["deleted"]:
-        return "deleted"
-    return "completed" if row["status"] == "Completed" else "open"
-
-
-def _to_db(value: Any) -> Any:
-    """Booleans as 0/1 and dates as ISO text, the way SQLite keeps them."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def _insert_row(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
-    names = ", ".join(row)
-    marks = ", ".join(f":{k}" for k in row)
-    db.execute(f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", row)
-
-
-def _replace_products(db: sqlite3.Connection, opportunity_id: str, products: Iterable) -> None:
-    """Replace the line items; a product is a name or a (name, quantity, unit_price) tuple."""
-    db.execute("DELETE FROM line_items WHERE opportunity_id = ?", (opportunity_id,))
-    for item in products:
-        name, quantity, price = (item, 1, 0.0) if isinstance(item, str) else item
-        db.execute(
-            "INSERT INTO line_items (opportunity_id, product, quantity, unit_price)"
-            " VALUES (?, ?, ?, ?)",
-            (opportunity_id, name, quantity, price),
-        )
 
 
 from_settings = SandboxConnector.from_settings
