@@ -7,8 +7,10 @@ revision, so a fresh machine needs no manual step.
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from integration.store_models import DecisionRow, EventRow, WatermarkRow, WriteR
 from integration.store_tasks import TaskStore
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK_ID = 7_306_110  # a constant shared by every OnStrategy process
 
 
 def utcnow() -> datetime:
@@ -54,12 +57,39 @@ class Store:
         self.tasks = TaskStore(self.session)
 
     def migrate(self) -> None:
-        """Create or upgrade the schema to the newest revision."""
+        """Create or upgrade the schema to the newest revision.
+
+        Several processes start at once in production (gunicorn workers, RQ
+        workers); a lock makes one of them migrate while the others wait and
+        then find the schema current.
+        """
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
+        with self._migration_lock(), self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            with self.engine.connect() as holder:
+                holder.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")
+                try:
+                    yield
+                finally:
+                    holder.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")
+            return
+        database = self.engine.url.database if dialect == "sqlite" else None
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
