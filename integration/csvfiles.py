@@ -15,6 +15,19 @@ from pathlib import Path
 
 from integration.yamlsource import Problem
 
+CRMS = ("salesforce", "hubspot", "sandbox")
+
+
+def crm_of(row: dict[str, str], path: Path, line: int, problems: list[Problem]) -> str | None:
+    """The row's CRM name, or ``None`` after recording why it is not one."""
+    crm = row["crm"].lower()
+    if crm in CRMS:
+        return crm
+    problems.append(
+        Problem(str(path), line, f"crm must be one of {', '.join(CRMS)}; got {row['crm']!r}")
+    )
+    return None
+
 
 def read_rows(
     path: Path, columns: Sequence[str], optional: Sequence[str] = ()

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from integration.csvfiles import read_rows
+from integration.csvfiles import crm_of, read_rows
 from integration.model import Facts
-from integration.targets import CRMS, normalize
+from integration.targets import normalize
 from integration.yamlsource import Problem
 
 
@@ -45,13 +45,8 @@ def load_managers(path: Path | None) -> tuple[Managers | None, list[Problem]]:
     by_rep: dict[tuple[str, str], str] = {}
     lines: dict[tuple[str, str], int] = {}
     for line, row in rows:
-        crm = row["crm"].lower()
-        if crm not in CRMS:
-            problems.append(
-                Problem(
-                    str(path), line, f"crm must be one of {', '.join(CRMS)}; got {row['crm']!r}"
-                )
-            )
+        crm = crm_of(row, path, line, problems)
+        if crm is None:
             continue
         rep = row["rep"].lower() if "@" in row["rep"] else normalize(crm, row["rep"])
         key = (crm, rep)

@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from integration.csvfiles import read_rows
+from integration.csvfiles import crm_of, read_rows
 from integration.model import Facts
 from integration.sfid import to18
 from integration.yamlsource import Problem
-
-CRMS = ("salesforce", "hubspot", "sandbox")
 
 
 def normalize(crm: str, account_id: str) -> str:
@@ -62,13 +60,8 @@ def load_targets(path: Path | None, crm_field: bool) -> tuple[TargetList | None,
     names: dict[tuple[str, str], str] = {}
     seen: dict[tuple[str, str], tuple[int, str]] = {}
     for line, row in rows:
-        crm = row["crm"].lower()
-        if crm not in CRMS:
-            problems.append(
-                Problem(
-                    str(path), line, f"crm must be one of {', '.join(CRMS)}; got {row['crm']!r}"
-                )
-            )
+        crm = crm_of(row, path, line, problems)
+        if crm is None:
             continue
         key = (crm, normalize(crm, row["account_id"]))
         name = row.get("name", "")
