@@ -85,6 +85,7 @@ class Bench:
     rules: Path
     fake_log: Counter[str] = field(default_factory=Counter)
     cleanup: list[Any] = field(default_factory=list)
+    recorder: Any = None  # the ``responses`` mock, whose call list must not grow either
 
     @property
     def connector(self) -> Any:
@@ -128,6 +129,7 @@ def salesforce_bench(workdir: Path, accounts: int, opportunities: int) -> Bench:
     bench = Bench("salesforce", book, runtime_for(workdir, rules, "salesforce",
                   book.fake.connector()), rules)  # fmt: skip
     bench.cleanup.append(lambda: (mock.stop(), mock.reset()))
+    bench.recorder = mock
     return bench
 
 
@@ -155,6 +157,8 @@ def drain_fake_log(bench: Bench) -> None:
     if bench.crm == "salesforce":
         bench.fake_log.update(_sf_kind(call) for call in fake.calls)
         fake.calls.clear()
+        if bench.recorder is not None:
+            bench.recorder.calls.reset()
     else:
         bench.fake_log.update(f"{r.method} {_route(r.path)}" for r in fake.requests)
         fake.requests.clear()
