@@ -77,15 +77,17 @@ class HubSpotConnector:
             else self._iter_search(query)
         )
         page: list[dict[str, Any]] = []
-        for deals in source:
+        primaries: dict[str, str] = {}
+        for deals, known in source:
             page += deals
+            primaries.update(known)
             if len(page) >= query.page_size:
-                yield self._hydrate(page)
-                page = []
+                yield self._hydrate(page, primaries)
+                page, primaries = [], {}
         if page:
-            yield self._hydrate(page)
+            yield self._hydrate(page, primaries)
 
-    def _iter_search(self, query: OpportunityQuery) -> Iterator[list[dict[str, Any]]]:
+    def _iter_search(self, query: OpportunityQuery) -> Iterator[tuple[list[dict], dict[str, str]]]:
         """Raw deals from the search API, 100 per call, in id order."""
         last_id = "0"
         while True:
@@ -103,16 +105,24 @@ class HubSpotConnector:
             )
             deals = data.get("results") or []
             if deals:
-                yield deals
+                yield deals, {}
                 last_id = str(deals[-1]["id"])
             # Paging by hs_object_id > last id, never by `after`, stays clear of the
             # search API's 10,000-result cap per query.
             if not deals or not (data.get("paging") or {}).get("next"):
                 return
 
-    def _iter_by_accounts(self, query: OpportunityQuery) -> Iterator[list[dict[str, Any]]]:
-        """Deals of these companies, via batch associations (no search cap, no search limit)."""
+    def _iter_by_accounts(
+        self, query: OpportunityQuery
+    ) -> Iterator[tuple[list[dict], dict[str, str]]]:
+        """Deals of these companies, via batch associations (no search cap, no search limit).
+
+        Also yields, per deal, the queried company that is its primary company (the
+        company-to-deal association labelled Primary), so those deals need no
+        second association read to find it.
+        """
         by_company = self._associations("companies", "deals", list(query.account_ids or ()))
+        primary = hf.primary_deals(by_company)
         deal_ids = sorted(
             {str(t["toObjectId"]) for targets in by_company.values() for t in targets},
             key=lambda i: (len(i), i),
@@ -121,16 +131,23 @@ class HubSpotConnector:
             deals = self._batch_read("deals", chunk, hf.deal_properties(self.fields))
             deals = [d for d in deals if hp.matches(d.get("properties") or {}, query)]
             if deals:
-                yield deals
+                yield deals, {str(d["id"]): primary[str(d["id"])] for d in deals
+                              if str(d["id"]) in primary}  # fmt: skip
 
-    def _hydrate(self, deals: list[dict[str, Any]]) -> list[OpportunityRecord]:
+    def _hydrate(
+        self, deals: list[dict[str, Any]], primaries: dict[str, str] | None = None
+    ) -> list[OpportunityRecord]:
         deal_ids = [str(d["id"]) for d in deals]
         lookups = hf.Lookups(
             stages=self._stage_map(), owners=self._owner_map(), industries=self._industry_map()
         )
-        companies = self._associations("deals", "companies", deal_ids)
+        known = primaries or {}
+        companies = self._associations(
+            "deals", "companies", [d for d in deal_ids if d not in known]
+        )
         lookups.deal_company = {
-            deal_id: hf.primary_company(targets) for deal_id, targets in companies.items()
+            **{deal_id: hf.primary_company(targets) for deal_id, targets in companies.items()},
+            **known,
         }
         items = self._associations("deals", "line_items", deal_ids)
         lookups.deal_line_items = {

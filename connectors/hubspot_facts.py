@@ -33,6 +33,7 @@ COMPANY_PROPERTIES = ("name", "industry", "numberofemployees", "annualrevenue", 
 DEAL_FIELDS = ("fit", "reason", "warning", "comp_eligible", "exception_reason")
 CURRENT_FIELDS = ("fit", "reason", "warning", "comp_eligible")
 PRIMARY_COMPANY_TYPE_ID = 5  # HUBSPOT_DEFINED "Primary" deal-to-company association
+PRIMARY_DEAL_TYPE_ID = 6  # its inverse: HUBSPOT_DEFINED "Primary" company-to-deal
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,17 @@ def primary_company(targets: list[dict[str, Any]]) -> str:
                 return str(target["toObjectId"])
     ids = sorted((str(t["toObjectId"]) for t in targets), key=lambda i: (len(i), i))
     return ids[0] if ids else ""
+
+
+def primary_deals(by_company: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """Deal id -> company id, where the company-to-deal association is the Primary one."""
+    found = {}
+    for company_id, targets in by_company.items():
+        for target in targets:
+            for kind in target.get("associationTypes") or []:
+                if kind.get("typeId") == PRIMARY_DEAL_TYPE_ID or kind.get("label") == "Primary":
+                    found[str(target["toObjectId"])] = str(company_id)
+    return found
 
 
 def utc_date(raw: str) -> str:

@@ -154,6 +154,18 @@ def test_accounts_query_uses_associations(hs: FakeHubSpot, connector: HubSpotCon
     assert connector.api_calls["deals.search"] == 0
 
 
+def test_accounts_query_knows_primary_companies_without_a_second_read(
+    hs: FakeHubSpot, connector: HubSpotConnector
+) -> None:
+    seed(hs)  # deal 1: primary company 10, also associated with 11
+    [[via_primary]] = connector.iter_opportunities(OpportunityQuery(account_ids=["10"]))
+    assert via_primary.facts.account.id == "10"
+    assert connector.api_calls["associations.deals.companies"] == 0
+    [[via_other]] = connector.iter_opportunities(OpportunityQuery(account_ids=["11"]))
+    assert via_other.facts.account.id == "10"  # still the deal's primary company
+    assert connector.api_calls["associations.deals.companies"] == 1
+
+
 def test_update_writes_only_given_fields(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
     seed(hs)
     [result] = connector.update_opportunities(
