@@ -192,6 +192,8 @@ class FakeHubSpot:
             self.state.associate("deals", str(deal_id), "companies", str(other))
             targets = self.state.associations[("deals", "companies", str(deal_id))]
             targets[str(other)] = [{"category": "HUBSPOT_DEFINED", "typeId": 341, "label": None}]
+            inverse = self.state.associations[("companies", "deals", str(other))]
+            inverse[str(deal_id)] = [{"category": "HUBSPOT_DEFINED", "typeId": 342, "label": None}]
         for name in line_items:
             self.add_line_item(self.state.new_id(), name, deal=str(deal_id))
         return deal
