@@ -123,9 +123,10 @@ class HubSpotConnector:
         """
         by_company = self._associations("companies", "deals", list(query.account_ids or ()))
         primary = hf.primary_deals(by_company)
-        deal_ids = sorted(
-            {str(t["toObjectId"]) for targets in by_company.values() for t in targets},
-            key=lambda i: (len(i), i),
+        # Company by company, so a page's deals share few companies and each company
+        # is read about once per sweep, not once per page it appears on.
+        deal_ids = list(
+            dict.fromkeys(str(t["toObjectId"]) for targets in by_company.values() for t in targets)
         )
         for chunk in chunks(deal_ids, BATCH):
             deals = self._batch_read("deals", chunk, hf.deal_properties(self.fields))
