@@ -9,6 +9,7 @@ HubSpot's 207 per-input errors attached to the inputs they name.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -29,6 +30,7 @@ from connectors.hubspot_setup import ensure_fields
 from integration.model import OpportunityRecord, Owner
 from integration.ratelimit import hubspot_buckets
 
+CACHE_SECONDS = 900  # owners, pipelines and industry options are re-read this often
 BATCH = 100  # "Batch operations are limited to 100 records at a time"
 OBJECT_APIS = {
     "deals": "crm.deals.batch_api",
@@ -49,6 +51,8 @@ class HubSpotConnector:
         self._owners: dict[str, Owner] | None = None
         self._stages: dict[str, hf.Stage] | None = None
         self._industries: dict[str, str] | None = None
+        self._cached_at = time.monotonic()
+        self._looked_for: set[str] = set()  # ids that already caused one refresh
 
     @property
     def api_calls(self) -> Any:
@@ -139,6 +143,7 @@ class HubSpotConnector:
         self, deals: list[dict[str, Any]], primaries: dict[str, str] | None = None
     ) -> list[OpportunityRecord]:
         deal_ids = [str(d["id"]) for d in deals]
+        self._expire_caches(deals)
         lookups = hf.Lookups(
             stages=self._stage_map(), owners=self._owner_map(), industries=self._industry_map()
         )
@@ -200,6 +205,18 @@ class HubSpotConnector:
             for result in data.get("results") or []:
                 found[str(result["from"]["id"])] = result.get("to") or []
         return found
+
+    def _expire_caches(self, deals: list[dict[str, Any]]) -> None:
+        """Forget owners, stages and industry options when old, or when a deal names an
+        owner or stage they do not know (a new rep, a new pipeline stage)."""
+        props = [d.get("properties") or {} for d in deals]
+        owners = {p.get("hubspot_owner_id") or "" for p in props} - {""} - self._looked_for
+        stages = {p.get("dealstage") or "" for p in props} - {""} - self._looked_for
+        unknown = (owners - set(self._owners or owners)) | (stages - set(self._stages or stages))
+        if unknown or time.monotonic() - self._cached_at > CACHE_SECONDS:
+            self._owners = self._stages = self._industries = None
+            self._cached_at = time.monotonic()
+            self._looked_for = self._looked_for | unknown if unknown else set()
 
     def _owner_map(self) -> dict[str, Owner]:
         if self._owners is None:

@@ -8,14 +8,21 @@ from integration.queue import make_queue
 
 
 def run_worker(runtime: Any, burst: bool = False) -> bool:
-    """Work the project's queue; the scheduler runs retries and scheduled sweeps."""
-    from rq import Worker
+    """Work the project's queue; the scheduler runs retries and scheduled sweeps.
+
+    A ``SimpleWorker`` runs jobs in this process instead of forking one per job:
+    the CRM clients' connection pools, the HubSpot owner/pipeline caches and the
+    store's database pool are reused from job to job, and a database connection
+    is never shared between a parent and a forked child. Job timeouts still
+    apply (RQ enforces them with a signal). Run several workers for parallelism.
+    """
+    from rq import SimpleWorker
 
     from integration.schedule import schedule_reconcile
 
     schedule_reconcile(runtime)
     queue = make_queue(runtime.redis)
-    worker = Worker([queue], connection=runtime.redis)
+    worker = SimpleWorker([queue], connection=runtime.redis)
     return worker.work(burst=burst, with_scheduler=True)
 
 

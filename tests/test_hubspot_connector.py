@@ -279,3 +279,18 @@ def test_fake_refuses_batches_over_100(hs: FakeHubSpot, connector: HubSpotConnec
     with pytest.raises(RejectedError):
         connector.api.call("deals.read", "crm.deals.batch_api", "read",
                            batch_read_input_simple_public_object_id=body)
+
+
+def test_a_new_rep_is_found_without_restarting_the_worker(
+    hs: FakeHubSpot, connector: HubSpotConnector
+) -> None:
+    seed(hs)
+    connector.read_opportunities(["1"])
+    hs.add_owner("9", "New", "Rep", "new@example.com")
+    hs.add_deal("2", company="10", hubspot_owner_id="9")
+    [record] = connector.read_opportunities(["2"])
+    assert record.facts.owner.name == "New Rep"
+    hs.add_deal("3", company="10", hubspot_owner_id="404")  # an owner HubSpot no longer has
+    connector.read_opportunities(["3"])
+    connector.read_opportunities(["3"])
+    assert connector.api_calls["owners"] == 3  # one refresh per unknown owner, not per read
