@@ -16,7 +16,7 @@ from integration.admin import bp as admin_bp
 from integration.metrics import Metrics
 from integration.queue import make_intake
 from integration.runtime import Runtime
-from integration.settings import Settings
+from integration.settings import Settings, SettingsError
 
 MAX_BODY = 1024 * 1024  # webhooks answer 413 above 1 MiB
 
@@ -37,7 +37,7 @@ class AppState:
 def create_app(
     settings: Settings | None = None, runtime: Runtime | None = None, intake: Any = None
 ) -> Flask:
-    settings = settings or (runtime.settings if runtime else Settings.from_env())
+    settings = settings or (runtime.settings if runtime else _settings_or_exit())
     runtime = runtime or Runtime(settings)
     runtime.store.migrate()
     from integration import jobs
@@ -51,6 +51,14 @@ def create_app(
     _register_health(app, state)
     state.metrics.instrument(app)
     return app
+
+
+def _settings_or_exit() -> Settings:
+    """Settings from the environment; a wrong one stops start-up with one line naming it."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"onstrategy: {exc}") from None
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -112,3 +112,14 @@ def test_settings_are_immutable():
     with pytest.raises(AttributeError):
         settings.rules_dir = "elsewhere"  # type: ignore[misc]
     assert settings.replace(rules_dir="x").rules_dir == "x" and settings.rules_dir == "rules"
+
+
+def test_app_start_up_stops_with_one_line_naming_the_setting(monkeypatch):
+    from integration.app import create_app
+
+    monkeypatch.setenv("ONSTRATEGY_CRM", "hubspto")
+    with pytest.raises(SystemExit) as stopped:
+        create_app()
+    assert str(stopped.value) == (
+        "onstrategy: ONSTRATEGY_CRM must be one of hubspot, salesforce, sandbox; got 'hubspto'"
+    )
