@@ -28,6 +28,7 @@ class Line:
     on_strategy_amount: float = 0.0
     comp_eligible: int = 0
     warnings: int = 0
+    baseline_share: float | None = None  # the group's share in the first week measured
 
     @property
     def share(self) -> float:
@@ -58,7 +59,9 @@ class Line:
             share=round(self.share, 4),
             share_by_amount=round(self.share_by_amount, 4),
             comp_share=round(self.comp_share, 4),
-        )
+            change_vs_baseline=None if self.baseline_share is None
+            else round(self.share - self.baseline_share, 4),
+        )  # fmt: skip
         return data
 
 
@@ -116,25 +119,53 @@ def build(latest: Iterable[Any], history: Iterable[Any], tasks: Iterable[tuple],
     for row in latest:
         total.add(row)
         groups.setdefault(_group(row, by), Line(_group(row, by))).add(row)
+    weeks, baselines = weekly_trend(history, by)
+    for name, line in groups.items():
+        line.baseline_share = baselines.get(name)
+    total.baseline_share = weeks[0].share if weeks else None
     lines = sorted(groups.values(), key=lambda line: (-line.share, line.group))
-    return Report(by, total, lines, weekly_trend(history), coaching_lines(tasks))
+    return Report(by, total, lines, weeks, coaching_lines(tasks))
 
 
-def weekly_trend(history: Iterable[Any]) -> list[Week]:
-    """The share at the end of each ISO week, replaying decisions in order."""
-    state: dict[tuple[str, str], Any] = {}
+@dataclass(frozen=True)
+class _Seen:
+    """What the trend keeps of a decision: enough to count it, nothing more."""
+
+    fit: str
+    amount: float
+    comp_eligible: bool
+    warning: str
+    group: str
+
+
+def weekly_trend(history: Iterable[Any], by: str = "owner") -> tuple[list[Week], dict[str, float]]:
+    """The share at the end of each ISO week (replaying decisions in order), and each
+    group's share at the end of the first week: the baseline it is measured against."""
+    state: dict[tuple[str, str], _Seen] = {}
     weeks: list[Week] = []
+    baselines: dict[str, float] = {}
     current = None
     for row in history:
         year, week, _ = row.decided_at.isocalendar()
         label = f"{year}-W{week:02d}"
         if current is not None and label != current:
             weeks.append(_snapshot(current, state.values()))
+            baselines = baselines or _group_shares(state.values())
         current = label
-        state[(row.crm, row.opportunity_id)] = row
+        seen = _Seen(row.fit, row.amount or 0.0, bool(row.comp_eligible), row.warning or "",
+                     _group(row, by))  # fmt: skip
+        state[(row.crm, row.opportunity_id)] = seen
     if current is not None:
         weeks.append(_snapshot(current, state.values()))
-    return weeks
+        baselines = baselines or _group_shares(state.values())
+    return weeks, baselines
+
+
+def _group_shares(rows: Iterable[_Seen]) -> dict[str, float]:
+    lines: dict[str, Line] = {}
+    for row in rows:
+        lines.setdefault(row.group, Line(row.group)).add(row)
+    return {name: line.share for name, line in lines.items()}
 
 
 def _snapshot(label: str, rows: Iterable[Any]) -> Week:

@@ -31,16 +31,25 @@ def money(value: float) -> str:
 def report_table(report: Report) -> Table:
     title = f"On-strategy share by {report.by}"
     table = Table(title=title, title_justify="left")
-    for column in ("", "deals", "on strategy", "share", "share by amount", "approved exc.",
-                   "comp eligible", "warnings"):  # fmt: skip
-        table.add_column(column, justify="left" if not column else "right")
+    for column in ("", "deals", "on strat.", "share", "vs base", "by amount", "approved",
+                   "comp elig.", "warned"):  # fmt: skip
+        table.add_column(column, justify="left" if not column else "right",
+                         no_wrap=not column)  # fmt: skip
     for line in [*report.lines, report.total]:
         table.add_row(
             line.group, str(line.opportunities), str(line.on_strategy), pct(line.share),
-            pct(line.share_by_amount), str(line.approved_exceptions), pct(line.comp_share),
-            str(line.warnings), style="bold" if line is report.total else None,
+            _points(line), pct(line.share_by_amount), str(line.approved_exceptions),
+            pct(line.comp_share), str(line.warnings),
+            style="bold" if line is report.total else None,
         )  # fmt: skip
     return table
+
+
+def _points(line: Any) -> str:
+    """Change of the on-strategy share against the group's baseline, in points."""
+    if line.baseline_share is None:
+        return "-"
+    return f"{(line.share - line.baseline_share) * 100:+.0f} pts"
 
 
 def trend_table(report: Report) -> Table:
