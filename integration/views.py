@@ -29,10 +29,13 @@ def money(value: float) -> str:
 
 
 def report_table(report: Report) -> Table:
-    title = f"On-strategy share by {report.by}"
+    title = (
+        f"On-strategy share by {report.by} (on: On Strategy deals; vs base: points against the "
+        "first week measured; by amt: share of amount; exc.: approved exceptions; comp: comp "
+        "eligible; warn: deals with a warning)"
+    )
     table = Table(title=title, title_justify="left")
-    for column in ("", "deals", "on strat.", "share", "vs base", "by amount", "approved",
-                   "comp elig.", "warned"):  # fmt: skip
+    for column in ("", "deals", "on", "share", "vs base", "by amt", "exc.", "comp", "warn"):
         table.add_column(column, justify="left" if not column else "right",
                          no_wrap=not column)  # fmt: skip
     for line in [*report.lines, report.total]:
@@ -49,7 +52,7 @@ def _points(line: Any) -> str:
     """Change of the on-strategy share against the group's baseline, in points."""
     if line.baseline_share is None:
         return "-"
-    return f"{(line.share - line.baseline_share) * 100:+.0f} pts"
+    return f"{round((line.share - line.baseline_share) * 100):+d} pts"
 
 
 def trend_table(report: Report) -> Table:
