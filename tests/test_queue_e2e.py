@@ -212,3 +212,19 @@ def test_two_worker_processes_never_exceed_the_cap(world):
     assert runtime.store.tasks.open_count("sandbox", "U-1") == cap
     queued = runtime.store.tasks.for_reps("sandbox", ["U-1"], "queued")
     assert len(queued) >= 6 - cap  # every other qualifying deal waits its turn
+
+
+def test_transient_failure_that_outlasts_every_retry_lands_in_failed_registry(world):
+    runtime, sandbox, _ = world
+    busy = TransientError("sandbox", 503, body="still busy")
+    runtime._connectors["sandbox"] = _Flaky(sandbox.path, busy, times=1)
+    last = len(jobs.BACKOFF) + 1  # the attempt after the last scheduled retry
+    make_queue(runtime.redis).enqueue(jobs.evaluate_opportunities, "sandbox", ["OPP-005"], {},
+                                      attempt=last)  # fmt: skip
+    _work(runtime.redis)
+    queue = make_queue(runtime.redis)
+    assert queue.scheduled_job_registry.count == 0
+    from integration.worker import failed_jobs
+
+    [(_, name, reason)] = failed_jobs(runtime)
+    assert name == "evaluate_opportunities" and "still busy" in reason
