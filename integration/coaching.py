@@ -30,7 +30,7 @@ from integration.store_tasks import TaskStore
 @dataclass
 class CoachingOutcome:
     created: list[str] = field(default_factory=list)  # "opp:rule"
-    queued: list[str] = field(default_factory=list)
+    queued: int = 0  # still waiting for a free slot, among the reps looked at
     closed: list[str] = field(default_factory=list)
     noticed: list[str] = field(default_factory=list)  # completed/deleted in the CRM
     failed: list[str] = field(default_factory=list)
@@ -135,21 +135,20 @@ class CoachingSync:
         )  # fmt: skip
 
     def _promote(self, reps: Sequence[str], outcome: CoachingOutcome) -> None:
-        """Start queued tasks, most important first, while the rep has a free slot."""
-        queued = self.tasks.for_reps(self.crm, reps, "queued")
-        free: dict[str, int] = {}
+        """Start queued tasks, most important first, while the rep has a free slot.
+
+        Only reps with a free slot have their queue read, and only as many tasks
+        as they have slots, so a sweep's memory does not grow with the queue.
+        """
         starting = []
-        for row in queued:  # most important first
-            if row.rep_id not in free:
-                free[row.rep_id] = self.cap - self.tasks.open_count(self.crm, row.rep_id)
-            if free[row.rep_id] > 0 and self.tasks.reserve_slot(self.crm, row.rep_id, self.cap):
-                free[row.rep_id] -= 1
+        for rep, free in self.tasks.free_slots(self.crm, reps, self.cap).items():
+            for row in self.tasks.top_queued(self.crm, rep, free):
+                if not self.tasks.reserve_slot(self.crm, rep, self.cap):
+                    break  # another worker took the slot
                 starting.append(row)
-            else:
-                free[row.rep_id] = 0  # full (or another worker took the slot)
-                outcome.queued.append(f"{row.opportunity_id}:{row.rule}")
         if starting:
             self._create(starting, outcome)
+        outcome.queued = self.tasks.count(self.crm, reps, "queued")
 
     def _create(self, rows: list[TaskRow], outcome: CoachingOutcome) -> None:
         today = self.today()

@@ -61,7 +61,7 @@ def _print_summary(runtime: Runtime, console: Console, outcome: BatchOutcome, se
     written = (
         f"{'Seeded the sandbox CRM. ' if seeded else ''}This run wrote {outcome.changed} deal(s), "
         f"created {created} coaching task(s) and closed {len(outcome.coaching.closed)}; "
-        f"{len(set(outcome.coaching.queued))} coaching task(s) wait for a free slot (cap per rep)."
+        f"{outcome.coaching.queued} coaching task(s) wait for a free slot (cap per rep)."
     )
     console.print(written)
     if outcome.failed:

@@ -72,6 +72,8 @@ def evaluate_opportunities(
 def evaluate_accounts(crm: str, account_ids: Sequence[str], attempt: int = 1) -> dict[str, Any]:
     """Re-evaluate every affected opportunity of these accounts (target list, firmographics)."""
     rt = runtime()
+    from integration.sweep import refresh_coaching
+
     with _retrying("evaluate_accounts", crm, list(account_ids), attempt=attempt):
         ruleset = rt.rulebook().ruleset
         query = OpportunityQuery(
@@ -80,9 +82,10 @@ def evaluate_accounts(crm: str, account_ids: Sequence[str], attempt: int = 1) ->
             closed_after=ruleset.freeze_closed_before,
         )
         total = BatchOutcome()
-        processor = rt.processor(crm, trigger="account")
+        processor = rt.processor(crm, trigger="account", promote=False)
         for page in rt.connector(crm).iter_opportunities(query):
             total.add(processor.process_records(page))
+        total.add_coaching(refresh_coaching(rt, crm))
         return _summary(total)
     return {"retry": attempt + 1}
 

@@ -61,8 +61,9 @@ class BatchOutcome:
         self.add_coaching(other.coaching)
 
     def add_coaching(self, other: CoachingOutcome) -> None:
-        for name in ("created", "queued", "closed", "noticed", "failed"):
+        for name in ("created", "closed", "noticed", "failed"):
             getattr(self.coaching, name).extend(getattr(other, name))
+        self.coaching.queued += other.queued
 
 
 class Processor:

@@ -79,6 +79,44 @@ class TaskStore:
                 )
             )
 
+    def free_slots(self, crm: str, rep_ids: Sequence[str], cap: int) -> dict[str, int]:
+        """Reps among ``rep_ids`` with a free slot, and how many they have."""
+        with self.session() as session:
+            taken = dict(
+                session.execute(
+                    select(SlotRow.rep_id, SlotRow.open_count).where(
+                        SlotRow.crm == crm, SlotRow.rep_id.in_(list(rep_ids))
+                    )
+                ).all()
+            )
+        free = {rep: cap - taken.get(rep, 0) for rep in rep_ids}
+        return {rep: n for rep, n in free.items() if n > 0}
+
+    def top_queued(self, crm: str, rep_id: str, limit: int) -> list[TaskRow]:
+        """The rep's ``limit`` most important queued tasks."""
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(TaskRow)
+                    .where(TaskRow.crm == crm, TaskRow.rep_id == rep_id, TaskRow.status == "queued")
+                    .order_by(TaskRow.score.desc(), TaskRow.close_date, TaskRow.id)
+                    .limit(limit)
+                )
+            )
+
+    def count(self, crm: str, rep_ids: Sequence[str], status: str) -> int:
+        with self.session() as session:
+            return (
+                session.scalar(
+                    select(func.count()).where(
+                        TaskRow.crm == crm,
+                        TaskRow.rep_id.in_(list(rep_ids)),
+                        TaskRow.status == status,
+                    )
+                )
+                or 0
+            )
+
     def reps_with(self, crm: str, statuses: Sequence[str] = LIVE) -> list[str]:
         """Reps who have tasks in these statuses."""
         with self.session() as session:
