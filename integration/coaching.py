@@ -80,6 +80,19 @@ class CoachingSync:
         self._promote(reps, outcome)
         return outcome
 
+    def forget(self, opportunity_ids: Sequence[str]) -> CoachingOutcome:
+        """Deals deleted or merged away in the CRM: their tasks stop counting against the
+        cap, and each rep's next queued task takes the freed slot."""
+        outcome = CoachingOutcome()
+        live = self.tasks.live_for(self.crm, opportunity_ids)
+        for row in live:
+            self.tasks.set_status(row.id, "deleted", note="the opportunity was deleted in the CRM")
+            if row.status == "open":
+                self.tasks.release_slot(self.crm, row.rep_id)
+            outcome.closed.append(f"{row.opportunity_id}:{row.rule}")
+        self._promote(sorted({row.rep_id for row in live}), outcome)
+        return outcome
+
     def _notice_crm_changes(self, reps: Sequence[str], outcome: CoachingOutcome) -> None:
         rows = [r for r in self.tasks.for_reps(self.crm, reps, "open") if r.task_id]
         if not rows:

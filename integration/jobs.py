@@ -9,9 +9,10 @@ fails at once and lands in RQ's failed registry with its reason, where
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from connectors.base import ConnectorError, OpportunityQuery
@@ -54,65 +55,83 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0)
 
 
+def retried(job: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``job``; on a transient failure, schedule the same job with the same arguments.
+
+    The retry is the decorated function itself, enqueued later with ``attempt``
+    one higher, so every job gets the same policy without naming itself. After
+    the last scheduled retry the error is raised and RQ files the job, with its
+    reason, in the failed registry; errors that are not transient go there at once.
+    """
+
+    @functools.wraps(job)
+    def run(*args: Any, attempt: int = 1, **kwargs: Any) -> Any:
+        try:
+            return job(*args, **kwargs)
+        except Exception as exc:
+            if not is_transient(exc) or attempt > len(BACKOFF):
+                raise
+            delay = backoff(attempt, getattr(exc, "retry_after", None))
+            log.warning("%s%s: %s; retry %d in %.0fs", job.__name__, args[:1], exc, attempt, delay)
+            from integration.queue import schedule_retry
+
+            schedule_retry(runtime(), run, args, kwargs, attempt + 1, delay)
+            return {"retry": attempt + 1, "in_seconds": round(delay)}
+
+    return run
+
+
+@retried
 def evaluate_opportunities(
-    crm: str, ids: Sequence[str], event_keys: dict[str, str] | None = None, attempt: int = 1
+    crm: str, ids: Sequence[str], event_keys: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Bring these opportunities in step with the rules (a webhook's work)."""
-    rt = runtime()
     from integration.queue import clear_pending
 
-    clear_pending(rt.redis, crm, ids)
-    with _retrying("evaluate_opportunities", crm, list(ids), event_keys, attempt=attempt):
-        outcome = rt.processor(crm).process_ids(list(ids), event_keys)
-        rt.store.mark_events(crm, {key: opp for opp, key in (event_keys or {}).items()})
-        return _summary(outcome)
-    return {"retry": attempt + 1}
-
-
-def evaluate_accounts(crm: str, account_ids: Sequence[str], attempt: int = 1) -> dict[str, Any]:
-    """Re-evaluate every affected opportunity of these accounts (target list, firmographics)."""
     rt = runtime()
+    clear_pending(rt.redis, crm, ids)
+    outcome = rt.processor(crm).process_ids(list(ids), event_keys)
+    rt.store.mark_events(crm, {key: opp for opp, key in (event_keys or {}).items()})
+    return _summary(outcome)
+
+
+@retried
+def evaluate_accounts(crm: str, account_ids: Sequence[str]) -> dict[str, Any]:
+    """Re-evaluate every affected opportunity of these accounts (target list, firmographics)."""
     from integration.sweep import refresh_coaching
 
-    with _retrying("evaluate_accounts", crm, list(account_ids), attempt=attempt):
-        ruleset = rt.rulebook().ruleset
-        query = OpportunityQuery(
-            account_ids=list(account_ids),
-            open_only=True,
-            closed_after=ruleset.freeze_closed_before,
-        )
-        total = BatchOutcome()
-        processor = rt.processor(crm, trigger="account", promote=False)
-        for page in rt.connector(crm).iter_opportunities(query):
-            total.add(processor.process_records(page))
-        total.add_coaching(refresh_coaching(rt, crm))
-        return _summary(total)
-    return {"retry": attempt + 1}
+    rt = runtime()
+    query = OpportunityQuery(
+        account_ids=list(account_ids),
+        open_only=True,
+        closed_after=rt.rulebook().ruleset.freeze_closed_before,
+    )
+    total = BatchOutcome()
+    processor = rt.processor(crm, trigger="account", promote=False)
+    for page in rt.connector(crm).iter_opportunities(query):
+        total.add(processor.process_records(page))
+    total.add_coaching(refresh_coaching(rt, crm))
+    return _summary(total)
 
 
 def forget_opportunities(
     crm: str, ids: Sequence[str], event_keys: dict[str, str] | None = None
 ) -> int:
-    """Deleted or merged-away records: their live coaching tasks are closed in the store."""
+    """Deleted or merged-away records: their coaching tasks stop counting against the cap."""
     rt = runtime()
-    live = rt.store.tasks.live_for(crm, list(ids))
-    for row in live:
-        rt.store.tasks.set_status(row.id, "deleted", note="the opportunity was deleted in the CRM")
-        if row.status == "open":
-            rt.store.tasks.release_slot(crm, row.rep_id)
+    outcome = rt.coaching(crm).forget(list(ids))
     rt.store.mark_events(crm, {key: opp for opp, key in (event_keys or {}).items()})
-    return len(live)
+    return len(outcome.closed)
 
 
-def sync_targets(crm: str, attempt: int = 1) -> dict[str, Any]:
+@retried
+def sync_targets(crm: str) -> dict[str, Any]:
     """The target list file changed: re-evaluate the affected opportunities."""
     from integration.sweep import sync_targets as sweep_targets
 
-    with _retrying("sync_targets", crm, [], attempt=attempt):
-        accounts, outcome = sweep_targets(runtime(), crm)
-        result = _summary(outcome) if outcome else {"evaluated": 0}
-        return {**result, "accounts": "all" if accounts is None else len(accounts)}
-    return {"retry": attempt + 1}
+    accounts, outcome = sweep_targets(runtime(), crm)
+    result = _summary(outcome) if outcome else {"evaluated": 0}
+    return {**result, "accounts": "all" if accounts is None else len(accounts)}
 
 
 def on_targets_changed(rt: Runtime, previous: Any, current: Any) -> None:
@@ -127,28 +146,6 @@ def on_targets_changed(rt: Runtime, previous: Any, current: Any) -> None:
             sync_targets, crm, job_id=f"onstrategy-targets-{crm}-{version}"
         )
         log.info("target list %s: sync queued for %s", current.targets.version, crm)
-
-
-class _retrying:
-    """Context manager: transient failures schedule the same job again, later."""
-
-    def __init__(self, name: str, crm: str, ids: list[str], *extra: Any, attempt: int) -> None:
-        self.name, self.crm, self.ids, self.extra, self.attempt = name, crm, ids, extra, attempt
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, _tb: Any) -> bool:
-        if exc is None or not is_transient(exc) or self.attempt > len(BACKOFF):
-            return False
-        delay = backoff(self.attempt, getattr(exc, "retry_after", None))
-        log.warning("%s %s: %s; retry %d in %.0fs", self.name, self.crm, exc, self.attempt, delay)
-        from integration.queue import schedule_retry
-
-        schedule_retry(
-            runtime(), self.name, (self.crm, self.ids, *self.extra), self.attempt + 1, delay
-        )
-        return True
 
 
 def _summary(outcome: BatchOutcome) -> dict[str, Any]:

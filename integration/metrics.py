@@ -50,9 +50,7 @@ class Metrics:
         return Response(generate_latest(self.registry), mimetype=CONTENT_TYPE_LATEST)
 
     def _refresh(self, runtime: Any) -> None:
-        counts: dict[tuple[str, str], int] = {}
-        for row in runtime.store.latest_decisions():
-            counts[(row.crm, row.fit)] = counts.get((row.crm, row.fit), 0) + 1
+        counts = runtime.store.fit_counts()
         self.opportunities.clear()
         for (crm, fit), n in counts.items():
             self.opportunities.labels(crm, fit).set(n)

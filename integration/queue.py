@@ -35,13 +35,6 @@ SEEN_TTL = 7 * 24 * 3600
 PENDING_TTL = 3600
 JOB_TIMEOUT = 900
 
-_FUNCTIONS = {
-    "evaluate_opportunities": jobs.evaluate_opportunities,
-    "evaluate_accounts": jobs.evaluate_accounts,
-    "forget_opportunities": jobs.forget_opportunities,
-    "sync_targets": jobs.sync_targets,
-}
-
 
 def _seen_key(crm: str, key: str) -> str:
     return f"onstrategy:seen:{crm}:{key}"
@@ -169,14 +162,17 @@ def clear_pending(redis: Any, crm: str, ids: Sequence[str], kind: str = "opportu
         redis.delete(*(_pending_key(crm, kind, oid) for oid in ids))
 
 
-def schedule_retry(runtime: Any, name: str, args: tuple, attempt: int, delay: float) -> None:
-    """Run job ``name`` again after ``delay`` seconds (RQ's scheduler, or here and now)."""
-    function = _FUNCTIONS[name]
+def schedule_retry(
+    runtime: Any, function: Any, args: tuple, kwargs: dict, attempt: int, delay: float
+) -> None:
+    """Run ``function`` again after ``delay`` seconds (RQ's scheduler, or here and now)."""
     if runtime.redis is None:
         time.sleep(min(delay, 2.0))
-        function(*args, attempt=attempt)
+        function(*args, attempt=attempt, **kwargs)
         return
-    make_queue(runtime.redis).enqueue_in(timedelta(seconds=delay), function, *args, attempt=attempt)
+    make_queue(runtime.redis).enqueue_in(
+        timedelta(seconds=delay), function, *args, attempt=attempt, **kwargs
+    )
 
 
 def make_intake(runtime: Any) -> RedisIntake | InlineIntake:

@@ -14,6 +14,7 @@ from typing import Any
 
 from connectors.base import Connector, FieldMap
 from connectors.registry import build_connector
+from integration.coaching import CoachingSync
 from integration.processor import Processor
 from integration.rulebook import Rulebook, RulesHolder
 from integration.settings import Settings
@@ -63,6 +64,10 @@ class Runtime:
         return Processor(
             self.connector(crm), self.rulebook(), self.store, today=self.today, **options
         )
+
+    def coaching(self, crm: str) -> CoachingSync:
+        cap = self.rulebook().ruleset.max_open_per_rep
+        return CoachingSync(self.connector(crm), self.store.tasks, cap, self.today)
 
     def _targets_changed(self, previous: Rulebook, current: Rulebook) -> None:
         for listener in self.target_listeners:

@@ -18,6 +18,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from integration.model import Decision, Facts
@@ -151,6 +152,19 @@ class Store:
         with self.session() as session:
             yield from session.scalars(query.execution_options(yield_per=1000))
 
+    def fit_counts(self) -> dict[tuple[str, str], int]:
+        """(crm, fit) -> opportunities whose newest decision has that tag, counted in SQL."""
+        newest = select(func.max(DecisionRow.id)).group_by(
+            DecisionRow.crm, DecisionRow.opportunity_id
+        )
+        query = (
+            select(DecisionRow.crm, DecisionRow.fit, func.count())
+            .where(DecisionRow.id.in_(newest))
+            .group_by(DecisionRow.crm, DecisionRow.fit)
+        )
+        with self.session() as session:
+            return {(crm, fit): count for crm, fit, count in session.execute(query)}
+
     def all_decisions(self, crm: str | None = None) -> Iterator[DecisionRow]:
         """Every decision in time order, streamed (for trends over time)."""
         query = select(DecisionRow).order_by(DecisionRow.id)
@@ -187,14 +201,24 @@ class Store:
             return wanted - set(seen)
 
     def mark_events(self, crm: str, keys: dict[str, str]) -> None:
-        """Record processed event keys (key -> object id); already known keys are kept."""
+        """Record processed event keys (key -> object id); already known keys are kept.
+
+        One insert for the batch; only when another worker recorded one of the keys
+        in the meantime does it fall back to key-by-key merging.
+        """
         fresh = self.unseen_events(crm, keys)
         if not fresh:
             return
         now = utcnow()
-        with self.session.begin() as session:
-            for key in fresh:
-                session.merge(EventRow(crm=crm, key=key, object_id=keys[key], processed_at=now))
+        rows = [EventRow(crm=crm, key=k, object_id=keys[k], processed_at=now) for k in fresh]
+        try:
+            with self.session.begin() as session:
+                session.add_all(rows)
+        except IntegrityError:
+            with self.session.begin() as session:
+                for row in rows:
+                    session.merge(EventRow(crm=crm, key=row.key, object_id=row.object_id,
+                                           processed_at=now))  # fmt: skip
 
     # -- watermarks ------------------------------------------------------
     def watermark(self, crm: str, name: str) -> str:

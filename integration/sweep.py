@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.base import OpportunityQuery
-from integration.coaching import CoachingOutcome, CoachingSync
+from integration.coaching import CoachingOutcome
 from integration.processor import BatchOutcome
 from integration.rulebook import Rulebook
 from integration.runtime import Runtime
@@ -121,11 +121,7 @@ def _run_key(runtime: Runtime, crm: str, run_name: str) -> str:
 
 def refresh_coaching(runtime: Runtime, crm: str) -> CoachingOutcome:
     """Completed tasks free their slots; the next queued tasks are created."""
-    sync = CoachingSync(
-        runtime.connector(crm), runtime.store.tasks,
-        runtime.rulebook().ruleset.max_open_per_rep, runtime.today,
-    )  # fmt: skip
-    return sync.refresh()
+    return runtime.coaching(crm).refresh()
 
 
 def sync_targets(

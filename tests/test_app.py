@@ -159,3 +159,13 @@ def test_readyz_checks_redis_when_configured(runtime, sandbox, redis_conn):
     response = create_app(runtime=without).test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["missing"][0].startswith("redis: ")
+
+
+def test_metrics_count_each_deal_once_by_its_newest_decision(client, runtime, sandbox):
+    sandbox.add_opportunity("OPP-1", name="One", amount=10)
+    runtime.processor("sandbox").process_ids(["OPP-1"])
+    sandbox.set_opportunity("OPP-1", exception_reason="Champion is moving to a target account")
+    runtime.processor("sandbox").process_ids(["OPP-1"])
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'onstrategy_opportunities{crm="sandbox",fit="Off Strategy (Approved)"} 1.0' in text
+    assert 'fit="Off Strategy"}' not in text

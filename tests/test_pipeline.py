@@ -304,3 +304,16 @@ def test_a_retryable_failure_raises_retry_later_after_recording(rules_dir, sqlit
     outcome = processor.process_ids(["OPP-A", "OPP-B"])
     assert outcome.changed == 1 and outcome.failed == 0
     assert connector.opportunity_fields("OPP-B")["fit"] == "Off Strategy"
+
+
+def test_a_deleted_deal_frees_its_slot_for_the_next_queued_task(runtime, crm):
+    from integration import jobs
+
+    sweep(runtime)
+    jobs.use_runtime(runtime)
+    assert jobs.forget_opportunities("sandbox", ["OPP-A"], {"OPP-A": "hubspot:del-1"}) == 1
+    statuses = {(t.opportunity_id, t.status) for t in runtime.store.tasks.all_tasks()}
+    assert ("OPP-A", "deleted") in statuses and ("OPP-C", "open") in statuses
+    assert sorted(t["opportunity_id"] for t in open_tasks(crm)) == ["OPP-A", "OPP-B", "OPP-C"]
+    assert runtime.store.tasks.open_count("sandbox", "U-4") == 2  # OPP-A's task stops counting
+    assert runtime.store.unseen_events("sandbox", ["hubspot:del-1"]) == set()

@@ -167,3 +167,49 @@ def test_scheduled_reconcile_is_scheduled_once(tmp_path, rules_dir, sqlite_store
     assert schedule_reconcile(runtime) is True
     assert schedule_reconcile(runtime) is False  # a second worker adds nothing
     assert make_queue(redis_conn).scheduled_job_registry.get_job_ids() == [JOB_ID]
+
+
+def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the_next(
+    tmp_path, rules_dir, sqlite_store, redis_conn
+):
+    from integration.schedule import scheduled_reconcile
+
+    settings = Settings.from_env({
+        "ONSTRATEGY_RULES_DIR": str(rules_dir), "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+        "ONSTRATEGY_DATABASE_URL": sqlite_store.url, "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
+    })  # fmt: skip
+    sandbox = SandboxConnector(str(tmp_path / "crm.db"))
+    seed(sandbox, accounts=80, opportunities=200, today=TODAY)
+    runtime = Runtime(settings, store=sqlite_store, redis=redis_conn,
+                      connectors={"sandbox": sandbox})  # fmt: skip
+    jobs.use_runtime(runtime)
+    first = scheduled_reconcile()
+    assert first["sandbox"] > 0  # no watermark yet: every open opportunity
+    assert sqlite_store.watermark("sandbox", "reconciled-at")
+    assert make_queue(redis_conn).scheduled_job_registry.count == 1
+    # The next sweep re-reads what the first one wrote (a rep may have edited those deals
+    # during the sweep too) and writes nothing; from then on only real changes are read.
+    scheduled_reconcile()
+    sandbox.set_opportunity("OPP-00001", amount=123456)
+    assert scheduled_reconcile()["sandbox"] == 1
+
+
+def test_transient_failure_of_a_target_sync_is_retried_with_the_same_arguments(
+    tmp_path, rules_dir, sqlite_store, redis_conn
+):
+    settings = Settings.from_env({
+        "ONSTRATEGY_RULES_DIR": str(rules_dir), "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+        "ONSTRATEGY_DATABASE_URL": sqlite_store.url, "ONSTRATEGY_CRM": "sandbox",
+    })  # fmt: skip
+    sandbox = _Interrupted(str(tmp_path / "crm.db"), pages=0)
+    seed(sandbox, accounts=80, opportunities=200, today=TODAY)
+    runtime = Runtime(settings, store=sqlite_store, redis=redis_conn,
+                      connectors={"sandbox": sandbox})  # fmt: skip
+    jobs.use_runtime(runtime)
+    assert jobs.sync_targets("sandbox")["retry"] == 2
+    registry = make_queue(redis_conn).scheduled_job_registry
+    [job_id] = registry.get_job_ids()
+    retry = make_queue(redis_conn).fetch_job(job_id)
+    assert (retry.args, retry.kwargs) == (("sandbox",), {"attempt": 2})
+    sandbox.pages = 99  # the CRM is back
+    assert retry.func(*retry.args, **retry.kwargs)["evaluated"] > 0
