@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from connectors.sandbox_seed import build  # noqa: E402
-from integration.model import Account, Facts, Opportunity, Owner  # noqa: E402
+from integration.domain.model import Account, Facts, Opportunity, Owner  # noqa: E402
 
 SAMPLES = 300
 ROUNDS = 5
@@ -86,8 +86,9 @@ class Engine:
 
     def __init__(self, rules: Ruleset) -> None:
         start = time.perf_counter()
-        self.groups = {g: [(n, self.compile(e)) for n, e in items]
-                       for g, items in expressions(rules).items()}  # fmt: skip
+        self.groups = {
+            g: [(n, self.compile(e)) for n, e in items] for g, items in expressions(rules).items()
+        }
         # Re-bind segment after each one only when a segment refers to another.
         self.chained = any("segment." in e for _, e in expressions(rules)["segments"])
         self.compile_ms = (time.perf_counter() - start) * 1000
@@ -106,8 +107,10 @@ class Engine:
         self.bind(scope, "segment", segments)
         fit = next(n for n, p in self.groups["fit"] if self.execute(p, scope))
         self.bind(scope, "fit", fit)
-        fired = {g: [n for n, p in self.groups[g] if self.execute(p, scope)]
-                 for g in ("warnings", "coaching")}  # fmt: skip
+        fired = {
+            g: [n for n, p in self.groups[g] if self.execute(p, scope)]
+            for g in ("warnings", "coaching")
+        }
         comp = self.execute(self.groups["compensation"][0][1], scope)
         return segments, fit, fired["warnings"], fired["coaching"], bool(comp)
 
@@ -185,19 +188,33 @@ def python_run(v: dict[str, Any]) -> tuple:
     else:
         fit = "Off Strategy"
     off = fit == "Off Strategy"
-    warnings = [name for name, hit in (
-        ("off-strategy-late-stage", off and s["late_stage"]),
-        ("large-off-strategy-no-reason",
-         off and s["large_deal"] and s["open_deal"] and not s["has_exception"]),
-        ("target-market-traditional-only",
-         s["target_market"] and s["traditional_only"] and s["open_deal"]),
-    ) if hit]  # fmt: skip
-    coaching = [name for name, hit in (
-        ("big-off-strategy-deal", off and s["large_deal"] and s["open_deal"]),
-        ("late-stage-off-strategy", off and s["late_stage"] and not s["large_deal"]),
-        ("strategic-product-outside-target",
-         off and s["strategic_products"] and s["open_deal"]),
-    ) if hit]  # fmt: skip
+    warnings = [
+        name
+        for name, hit in (
+            ("off-strategy-late-stage", off and s["late_stage"]),
+            (
+                "large-off-strategy-no-reason",
+                off and s["large_deal"] and s["open_deal"] and not s["has_exception"],
+            ),
+            (
+                "target-market-traditional-only",
+                s["target_market"] and s["traditional_only"] and s["open_deal"],
+            ),
+        )
+        if hit
+    ]
+    coaching = [
+        name
+        for name, hit in (
+            ("big-off-strategy-deal", off and s["large_deal"] and s["open_deal"]),
+            ("late-stage-off-strategy", off and s["late_stage"] and not s["large_deal"]),
+            (
+                "strategic-product-outside-target",
+                off and s["strategic_products"] and s["open_deal"],
+            ),
+        )
+        if hit
+    ]
     return s, fit, warnings, coaching, bool(v["account"]["on_target_list"])
 
 
@@ -229,11 +246,24 @@ def main() -> None:
     for engine in (rust, celpy_engine):
         us, results = timed(engine.run, samples)
         agrees = [r[1:] for r in results] == [r[1:] for r in expected]
-        rows.append((engine.name, f"{engine.compile_ms:.1f}", us, agrees,
-                     undefined_at_compile(engine.compile)))  # fmt: skip
+        rows.append(
+            (
+                engine.name,
+                f"{engine.compile_ms:.1f}",
+                us,
+                agrees,
+                undefined_at_compile(engine.compile),
+            )
+        )
     table = Table(title=f"{count} expressions of rules/strategy.yaml x {SAMPLES} opportunities")
-    for header in ("engine", "compile ms", "µs / opportunity", "vs Python", "agrees",
-                   f"compile rejects {TYPO!r}"):  # fmt: skip
+    for header in (
+        "engine",
+        "compile ms",
+        "µs / opportunity",
+        "vs Python",
+        "agrees",
+        f"compile rejects {TYPO!r}",
+    ):
         table.add_column(header, justify="left" if header == "engine" else "right")
     for name, compile_ms, us, agrees, typo in rows:
         table.add_row(name, compile_ms, f"{us:.1f}", f"{us / floor_us:.0f}x", str(agrees), typo)

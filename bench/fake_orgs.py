@@ -31,8 +31,12 @@ INDUSTRIES = ("Manufacturing", "Healthcare", "Retail", "Software", "Financial Se
 HS_INDUSTRIES = ("MANUFACTURING", "HEALTHCARE", "COMPUTER_SOFTWARE", "MACHINERY", "RETAIL")
 PRODUCTS = ("Data Platform", "Analytics Cloud", "Legacy Suite", "Support Plus", "On-Prem ERP")
 SF_STAGES = (("Prospecting", 10), ("Qualification", 20), ("Proposal", 60), ("Negotiation", 80))
-HS_STAGES = (("appointmentscheduled", "0.2"), ("qualifiedtobuy", "0.4"),
-             ("presentationscheduled", "0.6"), ("contractsent", "0.9"))  # fmt: skip
+HS_STAGES = (
+    ("appointmentscheduled", "0.2"),
+    ("qualifiedtobuy", "0.4"),
+    ("presentationscheduled", "0.6"),
+    ("contractsent", "0.9"),
+)
 REPS_PER_MANAGER = 8
 OPPORTUNITIES_PER_REP = 400
 _IN_LIST = re.compile(r"(?<![\w.])(Account)?Id IN \(([^)]*)\)")
@@ -104,10 +108,15 @@ def build_salesforce(accounts: int, opportunities: int) -> Book:
     account_ids = [sfid("001", 1_000_000 + i) for i in range(accounts)]
     for i, aid in enumerate(account_ids):
         org.accounts[aid] = {
-            "Id": aid, "Name": f"Account {i:05d}", "Industry": INDUSTRIES[i % 5],
-            "NumberOfEmployees": (200, 1500, 5000)[i % 3], "AnnualRevenue": 1e6 * (1 + i % 90),
-            "BillingCountry": "US", "Website": f"account{i}.example", "Target_Account__c": False,
-        }  # fmt: skip
+            "Id": aid,
+            "Name": f"Account {i:05d}",
+            "Industry": INDUSTRIES[i % 5],
+            "NumberOfEmployees": (200, 1500, 5000)[i % 3],
+            "AnnualRevenue": 1e6 * (1 + i % 90),
+            "BillingCountry": "US",
+            "Website": f"account{i}.example",
+            "Target_Account__c": False,
+        }
     for j in range(opportunities):
         _sf_opportunity(org, j, account_ids[j % accounts], reps[j % len(reps)])
     return Book(org, account_ids, opportunities, len(reps))
@@ -116,13 +125,23 @@ def build_salesforce(accounts: int, opportunities: int) -> Book:
 def _sf_users(org: IndexedSalesforceFake, count: int) -> list[str]:
     managers = [sfid("005", 10_000 + m) for m in range(max(1, count // REPS_PER_MANAGER))]
     for m, uid in enumerate(managers):
-        org.users[uid] = {"Id": uid, "Name": f"Manager {m}", "Email": f"mgr{m}@acme.example",
-                          "ManagerId": None, "Department": "Sales Leadership"}  # fmt: skip
+        org.users[uid] = {
+            "Id": uid,
+            "Name": f"Manager {m}",
+            "Email": f"mgr{m}@acme.example",
+            "ManagerId": None,
+            "Department": "Sales Leadership",
+        }
     reps = [sfid("005", 20_000 + r) for r in range(count)]
     for r, uid in enumerate(reps):
         manager = managers[r % len(managers)]
-        org.users[uid] = {"Id": uid, "Name": f"Rep {r}", "Email": f"rep{r}@acme.example",
-                          "ManagerId": manager, "Department": "Sales"}  # fmt: skip
+        org.users[uid] = {
+            "Id": uid,
+            "Name": f"Rep {r}",
+            "Email": f"rep{r}@acme.example",
+            "ManagerId": manager,
+            "Department": "Sales",
+        }
     return reps
 
 
@@ -131,12 +150,20 @@ def _sf_opportunity(org: IndexedSalesforceFake, j: int, account: str, owner: str
     state = deal_state(j)
     stage, probability = SF_STAGES[j % 4] if state == "open" else ("Closed Won", 100)
     org.opportunities[oid] = {
-        "Id": oid, "Name": f"Opportunity {j:06d}", "AccountId": account, "OwnerId": owner,
-        "Amount": float(5_000 + (j * 7919) % 250_000), "StageName": stage,
-        "Probability": probability, "CloseDate": close_date(state, j),
-        "IsClosed": state != "open", "IsWon": state != "open", "Type": "New Business",
-        "LastModifiedDate": "2026-01-05T10:00:00.000+0000", "Strategy_Exception_Reason__c": None,
-    }  # fmt: skip
+        "Id": oid,
+        "Name": f"Opportunity {j:06d}",
+        "AccountId": account,
+        "OwnerId": owner,
+        "Amount": float(5_000 + (j * 7919) % 250_000),
+        "StageName": stage,
+        "Probability": probability,
+        "CloseDate": close_date(state, j),
+        "IsClosed": state != "open",
+        "IsWon": state != "open",
+        "Type": "New Business",
+        "LastModifiedDate": "2026-01-05T10:00:00.000+0000",
+        "Strategy_Exception_Reason__c": None,
+    }
     org.line_items[oid] = [PRODUCTS[j % 5]] + ([PRODUCTS[(j + 2) % 5]] if j % 2 else [])
     org.by_account[account].append(oid)
 
@@ -149,11 +176,17 @@ def build_hubspot(accounts: int, opportunities: int) -> Book:
         hs.add_owner(oid, "Rep", str(r), f"rep{r}@acme.example")
     company_ids = [str(10_000_000 + i) for i in range(accounts)]
     for i, cid in enumerate(company_ids):
-        hs.state.objects["companies"][cid] = _hs_record(cid, {
-            "name": f"Company {i:05d}", "industry": HS_INDUSTRIES[i % 5],
-            "numberofemployees": str((200, 1500, 5000)[i % 3]), "country": "US",
-            "annualrevenue": str(1_000_000 * (1 + i % 90)), "domain": f"company{i}.example",
-        })  # fmt: skip
+        hs.state.objects["companies"][cid] = _hs_record(
+            cid,
+            {
+                "name": f"Company {i:05d}",
+                "industry": HS_INDUSTRIES[i % 5],
+                "numberofemployees": str((200, 1500, 5000)[i % 3]),
+                "country": "US",
+                "annualrevenue": str(1_000_000 * (1 + i % 90)),
+                "domain": f"company{i}.example",
+            },
+        )
     for j in range(opportunities):
         _hs_deal(hs, j, company_ids[j % accounts], owners[j % len(owners)])
     return Book(hs, company_ids, opportunities, len(owners))
@@ -170,21 +203,31 @@ _TYPES = {  # shared association type lists, as FakeHubSpot.State.associate writ
     for pair, kinds in {
         ("deals", "companies"): [(5, "Primary"), (341, None)],
         ("companies", "deals"): [(6, "Primary"), (342, None)],
-        ("deals", "line_items"): [(19, None)], ("line_items", "deals"): [(20, None)],
+        ("deals", "line_items"): [(19, None)],
+        ("line_items", "deals"): [(20, None)],
     }.items()
-}  # fmt: skip
+}
 
 
 def _hs_deal(hs: FakeHubSpot, j: int, company: str, owner: str) -> None:
     did, state = str(20_000_000 + j), deal_state(j)
     stage, probability = HS_STAGES[j % 4] if state == "open" else ("closedwon", "1.0")
-    hs.state.objects["deals"][did] = _hs_record(did, {
-        "dealname": f"Deal {j:06d}", "amount": str(5_000 + (j * 7919) % 250_000),
-        "dealstage": stage, "pipeline": "default", "hs_deal_stage_probability": probability,
-        "closedate": f"{close_date(state, j)}T12:00:00.000Z", "deal_currency_code": "USD",
-        "hs_is_closed": str(state != "open").lower(), "dealtype": "newbusiness",
-        "hs_is_closed_won": str(state != "open").lower(), "hubspot_owner_id": owner,
-    })  # fmt: skip
+    hs.state.objects["deals"][did] = _hs_record(
+        did,
+        {
+            "dealname": f"Deal {j:06d}",
+            "amount": str(5_000 + (j * 7919) % 250_000),
+            "dealstage": stage,
+            "pipeline": "default",
+            "hs_deal_stage_probability": probability,
+            "closedate": f"{close_date(state, j)}T12:00:00.000Z",
+            "deal_currency_code": "USD",
+            "hs_is_closed": str(state != "open").lower(),
+            "dealtype": "newbusiness",
+            "hs_is_closed_won": str(state != "open").lower(),
+            "hubspot_owner_id": owner,
+        },
+    )
     _hs_link(hs, "deals", did, "companies", company)
     products = [PRODUCTS[j % 5]] + ([PRODUCTS[(j + 2) % 5]] if j % 2 else [])
     for k, name in enumerate(products):
@@ -201,7 +244,11 @@ def _hs_link(hs: FakeHubSpot, a: str, a_id: str, b: str, b_id: str) -> None:
 
 def _hs_record(object_id: str, props: dict[str, str]) -> dict[str, Any]:
     stamp = "2026-01-05T10:00:00.000Z"
-    props = {**props, "hs_object_id": object_id, "createdate": stamp,
-             "hs_lastmodifieddate": stamp}  # fmt: skip
-    return {"id": object_id, "properties": props, "createdAt": stamp, "updatedAt": stamp,
-            "archived": False}  # fmt: skip
+    props = {**props, "hs_object_id": object_id, "createdate": stamp, "hs_lastmodifieddate": stamp}
+    return {
+        "id": object_id,
+        "properties": props,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "archived": False,
+    }

@@ -27,18 +27,22 @@ sys.path.insert(0, str(ROOT))
 from connectors.base import OpportunityQuery  # noqa: E402
 from connectors.sandbox import SandboxConnector  # noqa: E402
 from connectors.sandbox_seed import seed  # noqa: E402
+from integration.pipeline.sweep import SweepPlan, run_sweep  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402
-from integration.store import Store  # noqa: E402
-from integration.sweep import SweepPlan, run_sweep  # noqa: E402
+from integration.store.database import Store  # noqa: E402
 
 
 def measure(opportunities: int) -> tuple[float, int, float]:
     """Seconds (traced), opportunities evaluated and peak MB of one full sweep."""
     with tempfile.TemporaryDirectory() as workdir:
         crm = SandboxConnector(f"{workdir}/crm.db")
-        seed(crm, accounts=max(300, opportunities // 5), opportunities=opportunities,
-             today=date(2026, 11, 26))  # fmt: skip
+        seed(
+            crm,
+            accounts=max(300, opportunities // 5),
+            opportunities=opportunities,
+            today=date(2026, 11, 26),
+        )
         store = Store(f"sqlite:///{workdir}/store.db")
         store.migrate()
         settings = Settings(rules_dir=str(ROOT / "rules"), database_url=store.url)

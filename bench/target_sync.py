@@ -52,11 +52,11 @@ from bench import fake_orgs  # noqa: E402
 from connectors.base import FieldMap  # noqa: E402
 from connectors.hubspot import HubSpotConnector  # noqa: E402
 from connectors.hubspot_api import HubSpotApi  # noqa: E402
-from integration.ratelimit import TokenBucket  # noqa: E402
+from connectors.ratelimit import TokenBucket  # noqa: E402
+from integration.pipeline.sweep import sync_targets  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402
-from integration.store import Store  # noqa: E402
-from integration.sweep import sync_targets  # noqa: E402
+from integration.store.database import Store  # noqa: E402
 
 FREEZE_FILTERED = ("frozen",)  # deals the sweep's query leaves out (closed before the freeze)
 HUBSPOT_CALLS_PER_SECOND = 9.0  # the connector's default budget: 90 per 10 s
@@ -126,8 +126,9 @@ def salesforce_bench(workdir: Path, accounts: int, opportunities: int) -> Bench:
     mock.start()
     book.fake.register(mock)
     rules = write_rules(workdir, "salesforce", [])
-    bench = Bench("salesforce", book, runtime_for(workdir, rules, "salesforce",
-                  book.fake.connector()), rules)  # fmt: skip
+    bench = Bench(
+        "salesforce", book, runtime_for(workdir, rules, "salesforce", book.fake.connector()), rules
+    )
     bench.cleanup.append(lambda: (mock.stop(), mock.reset()))
     bench.recorder = mock
     return bench
@@ -255,9 +256,16 @@ def minimum_calls(crm: str, book: Book, run: Run) -> dict[str, int]:
     return {"reads": reads, "writes": up(run.changed / 100), "tasks": up(open_tasks / 100)}
 
 
-READ_KINDS = {"query", "query_more", "deals.read", "companies.read", "line_items.read",
-              "associations.companies.deals", "associations.deals.companies",
-              "associations.deals.line_items"}  # fmt: skip
+READ_KINDS = {
+    "query",
+    "query_more",
+    "deals.read",
+    "companies.read",
+    "line_items.read",
+    "associations.companies.deals",
+    "associations.deals.companies",
+    "associations.deals.line_items",
+}
 WRITE_KINDS = {"update", "deals.update"}
 
 
@@ -281,8 +289,14 @@ def runs_table(crm: str, runs: list[Run]) -> Table:
         table.add_column(name, justify="left" if name == "step" else "right")
     for run in runs:
         calls = f"{sum(run.calls.values()):,}"
-        table.add_row(run.label, f"{run.seconds:,.1f} s", f"{run.evaluated:,}",
-                      f"{run.changed:,}", calls, _mb(run.peak_bytes))  # fmt: skip
+        table.add_row(
+            run.label,
+            f"{run.seconds:,.1f} s",
+            f"{run.evaluated:,}",
+            f"{run.changed:,}",
+            calls,
+            _mb(run.peak_bytes),
+        )
     return table
 
 
@@ -295,8 +309,9 @@ def calls_table(crm: str, run: Run, book: Book) -> Table:
         table.add_column(name, justify="left" if name in ("part", "by kind") else "right")
     for part in ("reads", "writes", "tasks"):
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(seen.items()) if _part(k) == part)
-        table.add_row(part, kinds, f"{actual[part]:,}", f"{least[part]:,}",
-                      _ratio(actual[part], least[part]))  # fmt: skip
+        table.add_row(
+            part, kinds, f"{actual[part]:,}", f"{least[part]:,}", _ratio(actual[part], least[part])
+        )
     total, floor = sum(actual.values()), sum(least.values())
     table.add_row("total", "", f"{total:,}", f"{floor:,}", _ratio(total, floor), style="bold")
     if crm == "hubspot":
@@ -324,8 +339,13 @@ def scaling_table(crm: str, accounts: int, sizes: list[int]) -> Table:
     for size in sizes:
         runs, _ = scenario(crm, min(accounts, size // 5), size)
         run = runs[-1]
-        table.add_row(f"{size:,}", f"{min(accounts, size // 5):,}", f"{run.evaluated:,}",
-                      f"{run.seconds:,.1f} s", _mb(run.peak_bytes))  # fmt: skip
+        table.add_row(
+            f"{size:,}",
+            f"{min(accounts, size // 5):,}",
+            f"{run.evaluated:,}",
+            f"{run.seconds:,.1f} s",
+            _mb(run.peak_bytes),
+        )
     return table
 
 
@@ -334,8 +354,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crm", choices=("salesforce", "hubspot", "both"), default="both")
     parser.add_argument("--accounts", type=int, default=400)
     parser.add_argument("--opportunities", type=int, default=2_000)
-    parser.add_argument("--scaling", action="store_true",
-                        help="also run at 1/4, 1/2 and all of --opportunities for memory")
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also run at 1/4, 1/2 and all of --opportunities for memory",
+    )
     args = parser.parse_args(argv)
     console = Console()
     for crm in ("salesforce", "hubspot") if args.crm == "both" else (args.crm,):

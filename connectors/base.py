@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from integration.model import OpportunityRecord
+from integration.domain.model import OpportunityRecord
 
 DEFAULT_FIELDS = {
     "salesforce": {

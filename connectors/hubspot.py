@@ -27,8 +27,8 @@ from connectors.base import (
 )
 from connectors.hubspot_api import HubSpotApi
 from connectors.hubspot_setup import ensure_fields
-from integration.model import OpportunityRecord, Owner
-from integration.ratelimit import hubspot_buckets
+from connectors.ratelimit import hubspot_buckets
+from integration.domain.model import OpportunityRecord, Owner
 
 CACHE_SECONDS = 900  # owners, pipelines and industry options are re-read this often
 BATCH = 100  # "Batch operations are limited to 100 records at a time"
@@ -136,8 +136,10 @@ class HubSpotConnector:
             deals = self._batch_read("deals", chunk, hf.deal_properties(self.fields))
             deals = [d for d in deals if hp.matches(d.get("properties") or {}, query)]
             if deals:
-                yield deals, {str(d["id"]): primary[str(d["id"])] for d in deals
-                              if str(d["id"]) in primary}  # fmt: skip
+                yield (
+                    deals,
+                    {str(d["id"]): primary[str(d["id"])] for d in deals if str(d["id"]) in primary},
+                )
 
     def _hydrate(
         self, deals: list[dict[str, Any]], primaries: dict[str, str] | None = None
@@ -295,8 +297,10 @@ class HubSpotConnector:
         """Tasks owned by the assignee; a manager named by email becomes its owner id."""
         if any("@" in t.assignee_id for t in tasks):
             by_email = {o.email.lower(): o.id for o in self._owner_map().values() if o.email}
-            tasks = [replace(t, assignee_id=by_email.get(t.assignee_id.lower(), t.assignee_id))
-                     for t in tasks]  # fmt: skip
+            tasks = [
+                replace(t, assignee_id=by_email.get(t.assignee_id.lower(), t.assignee_id))
+                for t in tasks
+            ]
         results: list[WriteResult] = []
         for chunk in chunks(list(tasks), BATCH):
             data = self.api.call(

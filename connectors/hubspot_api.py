@@ -37,7 +37,7 @@ from connectors.base import (
     RejectedError,
     TransientError,
 )
-from integration.ratelimit import TokenBucket, hubspot_buckets
+from connectors.ratelimit import TokenBucket, hubspot_buckets
 
 # Each generated package has its own exception classes (hubspot.crm.deals.ApiException
 # is not hubspot.crm.objects.tasks.ApiException), so catch every package's base class.

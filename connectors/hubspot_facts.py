@@ -2,7 +2,7 @@
 
 Pure functions, no I/O: the connector fetches deals, companies, line items,
 owners, pipelines and the industry options, and these build the null-safe
-:class:`integration.model.Facts` the rules see.
+:class:`integration.domain.model.Facts` the rules see.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import FieldMap
-from integration.model import Account, Facts, Opportunity, OpportunityRecord, Owner
+from integration.domain.model import Account, Facts, Opportunity, OpportunityRecord, Owner
 
 DEAL_PROPERTIES = (
     "dealname",

@@ -45,8 +45,8 @@ from connectors.base import (
     chunks,
 )
 from connectors.salesforce_auth import Login, choose
+from integration.domain.sfid import to18
 from integration.settings import Settings
-from integration.sfid import to18
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +197,9 @@ class SalesforceConnector:
         one query for all of them.
         """
         users = self._user_ids([t.assignee_id for t in tasks if "@" in t.assignee_id])
-        tasks = [replace(t, assignee_id=users.get(t.assignee_id.lower(), t.assignee_id))
-                 for t in tasks]  # fmt: skip
+        tasks = [
+            replace(t, assignee_id=users.get(t.assignee_id.lower(), t.assignee_id)) for t in tasks
+        ]
         return self._write("create", "POST", [(t.key, _task(t)) for t in tasks])
 
     def _user_ids(self, emails: Sequence[str]) -> dict[str, str]:

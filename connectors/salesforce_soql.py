@@ -1,4 +1,4 @@
-"""SOQL for opportunities, and Salesforce records turned into :mod:`integration.model`.
+"""SOQL for opportunities, and Salesforce records turned into :mod:`integration.domain.model`.
 
 Queries are built with ``simple_salesforce.format_soql`` (quoting and escaping
 done by the client library, never by string formatting of values). One query
@@ -16,7 +16,7 @@ from typing import Any
 from simple_salesforce import format_soql
 
 from connectors.base import FieldMap, OpportunityQuery
-from integration.model import (
+from integration.domain.model import (
     OUTPUT_FIELDS,
     Account,
     Facts,
@@ -24,7 +24,7 @@ from integration.model import (
     OpportunityRecord,
     Owner,
 )
-from integration.sfid import to18
+from integration.domain.sfid import to18
 
 #: Ids per ``IN (...)`` list: 200 ids keep a query near 5 KB, far under SOQL's
 #: 100,000-character limit, and match the sObject Collections batch size.

@@ -31,16 +31,26 @@ from connectors.base import (
     WriteResult,
     chunks,
 )
-from integration.model import OUTPUT_FIELDS, OpportunityRecord
+from integration.domain.model import OUTPUT_FIELDS, OpportunityRecord
 
 SANDBOX_DB_NAME = "onstrategy-sandbox.db"
 _IN_CHUNK = 500  # ids per IN (...) list, well below SQLite's variable limit
 
 _OPPORTUNITY_COLUMNS = (
-    "name", "account_id", "owner_id", "amount", "currency", "stage", "probability",
-    "close_date", "is_closed", "is_won", "type", "exception_reason",
+    "name",
+    "account_id",
+    "owner_id",
+    "amount",
+    "currency",
+    "stage",
+    "probability",
+    "close_date",
+    "is_closed",
+    "is_won",
+    "type",
+    "exception_reason",
     *OUTPUT_FIELDS,
-)  # fmt: skip
+)
 
 
 def _utcnow() -> datetime:
@@ -208,9 +218,17 @@ class SandboxConnector:
         cursor = db.execute(
             "INSERT INTO tasks (task_key, opportunity_id, assignee_id, subject, body, due_date,"
             " priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (spec.key, spec.opportunity_id, spec.assignee_id, spec.subject, spec.body,
-             spec.due_date.isoformat(), spec.priority, self._now()),
-        )  # fmt: skip
+            (
+                spec.key,
+                spec.opportunity_id,
+                spec.assignee_id,
+                spec.subject,
+                spec.body,
+                spec.due_date.isoformat(),
+                spec.priority,
+                self._now(),
+            ),
+        )
         task_id = f"T-{cursor.lastrowid:06d}"
         db.execute("UPDATE tasks SET id = ? WHERE seq = ?", (task_id, cursor.lastrowid))
         return WriteResult(spec.key, ok=True, id=task_id)

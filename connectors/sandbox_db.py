@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from connectors.base import OpportunityQuery
-from integration.model import Account, Facts, Opportunity, OpportunityRecord, Owner
+from integration.domain.model import Account, Facts, Opportunity, OpportunityRecord, Owner
 
 
 def stamp(moment: datetime) -> str:
@@ -97,31 +97,47 @@ def where(query: OpportunityQuery) -> tuple[str, list[Any]]:
 
 def record(row: sqlite3.Row, products: tuple[str, ...]) -> OpportunityRecord:
     opportunity = Opportunity(
-        id=row["id"], name=row["name"], amount=float(row["amount"]), currency=row["currency"],
-        stage=row["stage"], probability=int(row["probability"]), close_date=row["close_date"],
-        is_closed=bool(row["is_closed"]), is_won=bool(row["is_won"]), type=row["type"],
+        id=row["id"],
+        name=row["name"],
+        amount=float(row["amount"]),
+        currency=row["currency"],
+        stage=row["stage"],
+        probability=int(row["probability"]),
+        close_date=row["close_date"],
+        is_closed=bool(row["is_closed"]),
+        is_won=bool(row["is_won"]),
+        type=row["type"],
         exception_reason=row["exception_reason"],
-    )  # fmt: skip
+    )
     account = Account()
     if row["a_name"] is not None:
         account = Account(
-            id=row["account_id"], name=row["a_name"], industry=row["a_industry"],
-            employees=int(row["a_employees"]), annual_revenue=float(row["a_annual_revenue"]),
-            country=row["a_country"], domain=row["a_domain"],
+            id=row["account_id"],
+            name=row["a_name"],
+            industry=row["a_industry"],
+            employees=int(row["a_employees"]),
+            annual_revenue=float(row["a_annual_revenue"]),
+            country=row["a_country"],
+            domain=row["a_domain"],
             crm_target_flag=bool(row["a_target_flag"]),
-        )  # fmt: skip
+        )
     owner = Owner()
     if row["w_name"] is not None:
         owner = Owner(
-            id=row["owner_id"], name=row["w_name"], email=row["w_email"],
-            manager_id=row["w_manager_id"], team=row["w_team"],
-        )  # fmt: skip
+            id=row["owner_id"],
+            name=row["w_name"],
+            email=row["w_email"],
+            manager_id=row["w_manager_id"],
+            team=row["w_team"],
+        )
     facts = Facts("sandbox", opportunity, account, owner, products)
     comp = row["comp_eligible"]
     current = {
-        "fit": row["fit"], "reason": row["reason"], "warning": row["warning"],
+        "fit": row["fit"],
+        "reason": row["reason"],
+        "warning": row["warning"],
         "comp_eligible": None if comp is None else bool(comp),
-    }  # fmt: skip
+    }
     return OpportunityRecord(facts, current, modified_at=row["last_modified"])
 
 

@@ -27,33 +27,59 @@ from typing import Any
 
 STRATEGIC_PRODUCTS = ("Data Platform", "Analytics Cloud")
 TRADITIONAL_PRODUCTS = (
-    "Legacy Reporting Suite", "Support Renewal", "Professional Services", "On-Prem License",
-)  # fmt: skip
+    "Legacy Reporting Suite",
+    "Support Renewal",
+    "Professional Services",
+    "On-Prem License",
+)
 TARGET_INDUSTRIES = ("Manufacturing", "Healthcare")
 TARGET_MIN_EMPLOYEES = 1000
 STAGES = {  # stage -> probability (%), as in a default Salesforce sales process
-    "Prospecting": 10, "Qualification": 20, "Needs Analysis": 40, "Proposal": 60,
-    "Negotiation": 80, "Closed Won": 100, "Closed Lost": 0,
-}  # fmt: skip
+    "Prospecting": 10,
+    "Qualification": 20,
+    "Needs Analysis": 40,
+    "Proposal": 60,
+    "Negotiation": 80,
+    "Closed Won": 100,
+    "Closed Lost": 0,
+}
 INDUSTRIES = {  # industry -> (weight, revenue per employee in USD)
-    "Manufacturing": (22, 320_000), "Healthcare": (18, 180_000),
-    "Financial Services": (13, 450_000), "Retail": (11, 210_000),
-    "Technology": (15, 380_000), "Education": (7, 90_000), "Government": (6, 120_000),
-    "Energy": (5, 600_000), "Logistics": (3, 250_000),
-}  # fmt: skip
+    "Manufacturing": (22, 320_000),
+    "Healthcare": (18, 180_000),
+    "Financial Services": (13, 450_000),
+    "Retail": (11, 210_000),
+    "Technology": (15, 380_000),
+    "Education": (7, 90_000),
+    "Government": (6, 120_000),
+    "Energy": (5, 600_000),
+    "Logistics": (3, 250_000),
+}
 COUNTRIES = {  # country -> (weight, currency)
-    "United States": (60, "USD"), "Canada": (8, "CAD"), "United Kingdom": (10, "GBP"),
-    "Germany": (9, "EUR"), "France": (5, "EUR"), "Netherlands": (4, "EUR"),
+    "United States": (60, "USD"),
+    "Canada": (8, "CAD"),
+    "United Kingdom": (10, "GBP"),
+    "Germany": (9, "EUR"),
+    "France": (5, "EUR"),
+    "Netherlands": (4, "EUR"),
     "Australia": (4, "AUD"),
-}  # fmt: skip
+}
 TEAMS = (  # team, manager (id, name), reps' names
-    ("Enterprise East", ("U-001", "Margaret Chen"),
-     ("Sean O'Brien", "Priya Raman", "Marcus Webb", "Elena Petrova")),
-    ("Enterprise West", ("U-002", "David Okafor"),
-     ("Hannah Lindqvist", "Carlos Mendoza", "Aisha Bello", "Tom Gallagher")),
-    ("Mid-Market", ("U-003", "Rachel Stein"),
-     ("Kevin Park", "Sofia Rossi", "Jamal Wright", "Lena Fischer")),
-)  # fmt: skip
+    (
+        "Enterprise East",
+        ("U-001", "Margaret Chen"),
+        ("Sean O'Brien", "Priya Raman", "Marcus Webb", "Elena Petrova"),
+    ),
+    (
+        "Enterprise West",
+        ("U-002", "David Okafor"),
+        ("Hannah Lindqvist", "Carlos Mendoza", "Aisha Bello", "Tom Gallagher"),
+    ),
+    (
+        "Mid-Market",
+        ("U-003", "Rachel Stein"),
+        ("Kevin Park", "Sofia Rossi", "Jamal Wright", "Lena Fischer"),
+    ),
+)
 EXCEPTION_REASONS = (
     "Longer-term opportunity: pilot for a Fortune 500 division",
     "Champion is moving to a target account",
@@ -110,19 +136,42 @@ _NAME_WORDS = (
     "Delta",
 )
 _INDUSTRY_WORDS = {
-    "Manufacturing": ("Precision", "Industrial", "Fabrication", "Components", "Machining",
-                      "Plastics", "Automotive Parts", "Steelworks", "Packaging"),
-    "Healthcare": ("Health", "Medical Center", "Clinics", "Health System", "Biosciences",
-                   "Diagnostics", "Care Partners", "Pharma"),
-    "Financial Services": ("Capital", "Bancorp", "Insurance", "Financial", "Credit Union",
-                           "Asset Management"),
+    "Manufacturing": (
+        "Precision",
+        "Industrial",
+        "Fabrication",
+        "Components",
+        "Machining",
+        "Plastics",
+        "Automotive Parts",
+        "Steelworks",
+        "Packaging",
+    ),
+    "Healthcare": (
+        "Health",
+        "Medical Center",
+        "Clinics",
+        "Health System",
+        "Biosciences",
+        "Diagnostics",
+        "Care Partners",
+        "Pharma",
+    ),
+    "Financial Services": (
+        "Capital",
+        "Bancorp",
+        "Insurance",
+        "Financial",
+        "Credit Union",
+        "Asset Management",
+    ),
     "Retail": ("Outfitters", "Markets", "Home Goods", "Grocers", "Apparel", "Stores"),
     "Technology": ("Software", "Systems", "Networks", "Labs", "Data", "Cloud"),
     "Education": ("University", "College", "School District", "Learning"),
     "Government": ("County", "City Services", "Transit Authority", "Water District"),
     "Energy": ("Energy", "Power", "Renewables", "Utilities"),
     "Logistics": ("Logistics", "Freight", "Shipping", "Distribution"),
-}  # fmt: skip
+}
 _SUFFIXES = ("Inc.", "Corp.", "Group", "LLC", "Co.", "")
 
 
@@ -209,12 +258,18 @@ def make_accounts(rng: random.Random, count: int) -> list[dict[str, Any]]:
         name = _company_name(rng, industry, names)
         employees = int(min(50_000, max(20, rng.lognormvariate(math.log(900), 1.5))))
         revenue = employees * INDUSTRIES[industry][1] * rng.uniform(0.6, 1.4)
-        rows.append({
-            "id": f"ACC-{number:04d}", "name": name, "industry": industry,
-            "employees": employees, "annual_revenue": round(revenue, -3),
-            "country": _weighted(rng, {k: v[0] for k, v in COUNTRIES.items()}),
-            "domain": _domain(name), "target_flag": False,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": f"ACC-{number:04d}",
+                "name": name,
+                "industry": industry,
+                "employees": employees,
+                "annual_revenue": round(revenue, -3),
+                "country": _weighted(rng, {k: v[0] for k, v in COUNTRIES.items()}),
+                "domain": _domain(name),
+                "target_flag": False,
+            }
+        )
     return rows
 
 
@@ -279,15 +334,21 @@ def _opportunity(
     stage = _stage(rng, (close - today).days)
     amount = _amount(rng, rep["team"], products)
     row = {
-        "id": f"OPP-{number:05d}", "name": _deal_name(rng, account, products),
-        "account_id": account["id"] if account else None, "owner_id": rep["id"],
-        "amount": amount, "currency": COUNTRIES[account["country"]][1] if account else "USD",
-        "stage": stage, "probability": STAGES[stage], "close_date": close.isoformat(),
-        "is_closed": stage.startswith("Closed"), "is_won": stage == "Closed Won",
+        "id": f"OPP-{number:05d}",
+        "name": _deal_name(rng, account, products),
+        "account_id": account["id"] if account else None,
+        "owner_id": rep["id"],
+        "amount": amount,
+        "currency": COUNTRIES[account["country"]][1] if account else "USD",
+        "stage": stage,
+        "probability": STAGES[stage],
+        "close_date": close.isoformat(),
+        "is_closed": stage.startswith("Closed"),
+        "is_won": stage == "Closed Won",
         "type": "Existing Business" if "Support Renewal" in products else "New Business",
         "exception_reason": _exception_reason(rng, account, products),
         "products": [(p, 1, round(amount / max(1, len(products)), 2)) for p in products],
-    }  # fmt: skip
+    }
     return row
 
 
@@ -308,11 +369,21 @@ def _stage(rng: random.Random, days_to_close: int) -> str:
     if days_to_close < -30 or (days_to_close < 0 and rng.random() < 0.5):
         return "Closed Won" if rng.random() < 0.42 else "Closed Lost"
     if days_to_close < 60:
-        weights = {"Prospecting": 1, "Qualification": 2, "Needs Analysis": 3,
-                   "Proposal": 4, "Negotiation": 4}  # fmt: skip
+        weights = {
+            "Prospecting": 1,
+            "Qualification": 2,
+            "Needs Analysis": 3,
+            "Proposal": 4,
+            "Negotiation": 4,
+        }
     elif days_to_close < 180:
-        weights = {"Prospecting": 3, "Qualification": 4, "Needs Analysis": 3,
-                   "Proposal": 2, "Negotiation": 1}  # fmt: skip
+        weights = {
+            "Prospecting": 3,
+            "Qualification": 4,
+            "Needs Analysis": 3,
+            "Proposal": 2,
+            "Negotiation": 1,
+        }
     else:
         weights = {"Prospecting": 5, "Qualification": 3, "Needs Analysis": 2, "Proposal": 1}
     return _weighted(rng, weights)

@@ -14,11 +14,11 @@ from typing import Any
 
 from connectors.base import Connector, FieldMap
 from connectors.registry import build_connector
-from integration.coaching import CoachingSync
-from integration.processor import Processor
-from integration.rulebook import Rulebook, RulesHolder
+from integration.engine.rulebook import Rulebook, RulesHolder
+from integration.pipeline.coaching import CoachingSync
+from integration.pipeline.processor import Processor
 from integration.settings import Settings
-from integration.store import Store
+from integration.store.database import Store
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Runtime:
         self.today = today
         self.target_listeners: list[Callable[[Rulebook, Rulebook], None]] = []
         if self.redis is not None:
-            from integration.jobs import on_targets_changed
+            from integration.jobs.handlers import on_targets_changed
 
             self.target_listeners.append(lambda old, new: on_targets_changed(self, old, new))
 

@@ -16,7 +16,7 @@ import pytest
 
 from connectors.sandbox import SandboxConnector
 from integration.settings import Settings
-from integration.store import Store
+from integration.store.database import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_RULES = ROOT / "rules"
@@ -128,7 +128,7 @@ def settings(rules_dir, sqlite_url):
 
 @pytest.fixture
 def runtime(settings, sqlite_store, sandbox):
-    from integration import jobs
+    from integration.jobs import handlers as jobs
     from integration.runtime import Runtime
 
     made = Runtime(settings, store=sqlite_store, connectors={"sandbox": sandbox})

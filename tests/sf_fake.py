@@ -33,8 +33,8 @@ import responses
 from connectors.base import FieldMap
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce_auth import MODES, Auth
+from integration.domain.sfid import to18
 from integration.settings import Settings
-from integration.sfid import to18
 
 INSTANCE = "acme.my.salesforce.com"
 VERSION = "62.0"
@@ -235,8 +235,11 @@ class SalesforceFake:
         sobject = re.search(r"FROM (\w+)(?= WHERE| ORDER|$)", soql).group(1)
         if sobject == "User":
             emails = set(re.findall(r"'([^']+)'", soql.split("Email IN", 1)[1]))
-            return [{"Id": u["Id"], "Email": u["Email"]} for u in self.users.values()
-                    if (u.get("Email") or "").lower() in emails]  # fmt: skip
+            return [
+                {"Id": u["Id"], "Email": u["Email"]}
+                for u in self.users.values()
+                if (u.get("Email") or "").lower() in emails
+            ]
         if sobject == "Task":
             rows = [t for t in self.tasks.values() if include_deleted or not t["IsDeleted"]]
             return [dict(t) for t in rows if _matches(t, soql)]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from integration.app import create_app
+from integration.app.factory import create_app
 
 OUTSIDE = {"REMOTE_ADDR": "10.0.0.5"}  # WSGI environ only: no network traffic is sent
 
@@ -68,9 +68,9 @@ def test_readyz_stays_200_but_warns_when_rules_break_after_a_good_load(client, r
 
 
 def test_readiness_names_an_unreachable_store(runtime, sandbox):
-    from integration.app import readiness_problems
+    from integration.app.factory import readiness_problems
     from integration.runtime import Runtime
-    from integration.store import Store
+    from integration.store.database import Store
 
     assert readiness_problems(runtime) == []
     broken = Store("sqlite:////nonexistent-dir/for/sure/x.db")
@@ -154,8 +154,9 @@ def test_readyz_checks_redis_when_configured(runtime, sandbox, redis_conn):
     )
     assert create_app(runtime=with_redis).test_client().get("/readyz").status_code == 200
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    without = Runtime(runtime.settings, store=runtime.store, redis=dead,
-                      connectors={"sandbox": sandbox})  # fmt: skip
+    without = Runtime(
+        runtime.settings, store=runtime.store, redis=dead, connectors={"sandbox": sandbox}
+    )
     response = create_app(runtime=without).test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["missing"][0].startswith("redis: ")

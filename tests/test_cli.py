@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from connectors.sandbox import SANDBOX_DB_NAME, SandboxConnector
-from integration.cli import main
-from integration.store import Store
+from integration.cli.commands import main
+from integration.store.database import Store
 
 
 def words(text: str) -> str:
@@ -106,8 +106,10 @@ def test_report_json_and_csv(cli):
 
     by_team = json.loads(cli("report", "--by", "team", "--format", "json"))
     assert {line["group"] for line in by_team["lines"]} == {
-        "Enterprise East", "Enterprise West", "Mid-Market",
-    }  # fmt: skip
+        "Enterprise East",
+        "Enterprise West",
+        "Mid-Market",
+    }
 
     rows = list(csv.DictReader(io.StringIO(cli("report", "--format", "csv"))))
     assert rows[0].keys() >= {"group", "opportunities", "on_strategy", "share", "comp_share"}

@@ -20,11 +20,11 @@ import responses
 from connectors.base import FieldMap
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_api import HubSpotApi
+from connectors.ratelimit import TokenBucket
 from fakes.hubspot_server import FakeHubSpot
-from integration.processor import Processor
-from integration.ratelimit import TokenBucket
-from integration.rulebook import load_rulebook
-from integration.store import Store
+from integration.engine.rulebook import load_rulebook
+from integration.pipeline.processor import Processor
+from integration.store.database import Store
 from sf_fake import SalesforceFake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +45,9 @@ class SalesforceHarness:
         self.boss = fake.add_user("Riley Boss", Email="boss@acme.example")
         self.boss_row = f"salesforce,{OWNER},Boss@Acme.example\n"
         retail = fake.add_account("Shopright", Industry="Retail", NumberOfEmployees=300)
-        self.target = fake.add_account("Acme Manufacturing", Industry="Manufacturing",
-                                       NumberOfEmployees=5000)  # fmt: skip
+        self.target = fake.add_account(
+            "Acme Manufacturing", Industry="Manufacturing", NumberOfEmployees=5000
+        )
         self.ids = [
             fake.add_opportunity(
                 f"Shopright renewal {i}",
@@ -100,17 +101,26 @@ class HubSpotHarness:
         hs.add_owner("9", "Riley", "Boss", "boss@example.com")
         self.boss, self.boss_row = "9", f"hubspot,{self.rep},Boss@Example.com\n"
         hs.add_company("10", name="Shopright", industry="RETAIL", numberofemployees="300")
-        hs.add_company("20", name="Acme Manufacturing", industry="MANUFACTURING",
-                       numberofemployees="5000")  # fmt: skip
+        hs.add_company(
+            "20", name="Acme Manufacturing", industry="MANUFACTURING", numberofemployees="5000"
+        )
         self.ids = [str(100 + i) for i in range(DEALS)]
         for i, deal in enumerate(self.ids):
-            hs.add_deal(deal, company="10", line_items=("Support Renewal",),
-                        amount=str(150000 + 50000 * i), dealstage="contractsent",
-                        pipeline="default", hubspot_owner_id=self.rep, hs_is_closed="false",
-                        closedate="2027-03-01T00:00:00.000Z")  # fmt: skip
+            hs.add_deal(
+                deal,
+                company="10",
+                line_items=("Support Renewal",),
+                amount=str(150000 + 50000 * i),
+                dealstage="contractsent",
+                pipeline="default",
+                hubspot_owner_id=self.rep,
+                hs_is_closed="false",
+                closedate="2027-03-01T00:00:00.000Z",
+            )
         buckets = {name: TokenBucket(10_000, 1.0, burst=10_000) for name in ("general", "search")}
-        self.connector = HubSpotConnector(HubSpotApi.create("t", hs.url, buckets=buckets),
-                                          FieldMap.for_crm("hubspot"))  # fmt: skip
+        self.connector = HubSpotConnector(
+            HubSpotApi.create("t", hs.url, buckets=buckets), FieldMap.for_crm("hubspot")
+        )
         self.managers_row = f"hubspot,{self.rep},{self.manager}\n"
         self.expected_manager = self.manager
 

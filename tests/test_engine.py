@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from jinja2.exceptions import SecurityError
 
-from integration.engine import evaluate, is_frozen
-from integration.model import Account, Facts, Opportunity, Owner
-from integration.rulebook import RulesHolder, RulesUnavailable
-from integration.ruleset import load_ruleset
-from integration.templates import Template
+from integration.domain.model import Account, Facts, Opportunity, Owner
+from integration.engine.evaluate import evaluate, is_frozen
+from integration.engine.rulebook import RulesHolder, RulesUnavailable
+from integration.engine.ruleset import load_ruleset
+from integration.engine.templates import Template
 
 # Every optional section spelled out: omitting one trips the bug that
 # test_rules_check.test_optional_sections_may_be_omitted records.
@@ -176,11 +176,14 @@ compensation:
 def test_warnings_are_joined_for_the_rep(shipped):
     decision = evaluate(
         facts(
-            amount=500000, stage="Proposal", probability=60, products=("Data Platform",),
+            amount=500000,
+            stage="Proposal",
+            probability=60,
+            products=("Data Platform",),
             account=Account(id="A", industry="Technology", employees=15000),
         ),
         shipped,
-    )  # fmt: skip
+    )
     assert [w.rule for w in decision.warnings] == [
         "off-strategy-late-stage",
         "large-off-strategy-no-reason",
@@ -196,11 +199,14 @@ def test_messages_are_plain_text(shipped):
     owner = Owner(id="U-1", name="Sean O'Brien", manager_id="U-9")
     decision = evaluate(
         facts(
-            owner=owner, name="<b>Big</b> & Co", amount=300000, stage="Needs Analysis",
+            owner=owner,
+            name="<b>Big</b> & Co",
+            amount=300000,
+            stage="Needs Analysis",
             probability=40,
         ),
         shipped,
-    )  # fmt: skip
+    )
     [task] = decision.coaching
     assert task.subject == "Coach Sean O'Brien: large off-strategy deal <b>Big</b> & Co"
     assert "&#39;" not in task.body and "&amp;" not in task.body
@@ -373,8 +379,9 @@ def test_rules_holder_keeps_last_good_ruleset_and_picks_up_valid_changes(rules_d
     assert newer is not good and newer.version != good.version
     assert holder.problems == []
     small_manufacturer = Account(id="A", industry="Manufacturing", employees=700)
-    decision = evaluate(facts(account=small_manufacturer, products=("Data Platform",)),
-                        newer.ruleset)  # fmt: skip
+    decision = evaluate(
+        facts(account=small_manufacturer, products=("Data Platform",)), newer.ruleset
+    )
     assert decision.fit == "On Strategy"
 
 

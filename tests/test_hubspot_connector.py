@@ -20,7 +20,7 @@ from connectors.base import (
 )
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_api import HubSpotApi
-from integration.ratelimit import TokenBucket
+from connectors.ratelimit import TokenBucket
 
 try:
     from tests.fakes.hubspot_server import FakeHubSpot
@@ -58,26 +58,54 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def connector(hs: FakeHubSpot, clock: FakeClock) -> HubSpotConnector:
-    buckets = {name: TokenBucket(10_000, 1.0, burst=10_000, clock=clock, sleep=clock.sleep)
-               for name in ("general", "search")}
+    buckets = {
+        name: TokenBucket(10_000, 1.0, burst=10_000, clock=clock, sleep=clock.sleep)
+        for name in ("general", "search")
+    }
     api = HubSpotApi.create("secret-token", hs.url, buckets=buckets)
     return HubSpotConnector(api, FIELDS)
 
 
 def seed(hs: FakeHubSpot) -> None:
-    hs.add_owner("7", "Ada", "Lovelace", "ada@example.com",
-                 teams=[{"id": "1", "name": "West", "primary": False},
-                        {"id": "2", "name": "Enterprise East", "primary": True}])
-    hs.add_company("10", name="Acme Tools", industry="MACHINERY", numberofemployees="5000",
-                   annualrevenue="12000000.5", country="Germany", domain="acme.example",
-                   hs_is_target_account="true")
+    hs.add_owner(
+        "7",
+        "Ada",
+        "Lovelace",
+        "ada@example.com",
+        teams=[
+            {"id": "1", "name": "West", "primary": False},
+            {"id": "2", "name": "Enterprise East", "primary": True},
+        ],
+    )
+    hs.add_company(
+        "10",
+        name="Acme Tools",
+        industry="MACHINERY",
+        numberofemployees="5000",
+        annualrevenue="12000000.5",
+        country="Germany",
+        domain="acme.example",
+        hs_is_target_account="true",
+    )
     hs.add_company("11", name="Side Co", industry="COMPUTER_SOFTWARE")
-    hs.add_deal("1", company="10", companies=("11",), line_items=("Data Platform", "Support"),
-                amount="250000", deal_currency_code="EUR", dealstage="contractsent",
-                pipeline="default", closedate="2026-03-31T23:30:00.000Z", hs_is_closed="false",
-                hs_is_closed_won="false", dealtype="newbusiness", hubspot_owner_id="7",
-                strategy_fit="Off Strategy", comp_eligible="false",
-                strategy_exception_reason="Board request")
+    hs.add_deal(
+        "1",
+        company="10",
+        companies=("11",),
+        line_items=("Data Platform", "Support"),
+        amount="250000",
+        deal_currency_code="EUR",
+        dealstage="contractsent",
+        pipeline="default",
+        closedate="2026-03-31T23:30:00.000Z",
+        hs_is_closed="false",
+        hs_is_closed_won="false",
+        dealtype="newbusiness",
+        hubspot_owner_id="7",
+        strategy_fit="Off Strategy",
+        comp_eligible="false",
+        strategy_exception_reason="Board request",
+    )
 
 
 def test_is_a_connector(connector: HubSpotConnector) -> None:
@@ -94,12 +122,22 @@ def test_hydrates_facts(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
     assert opp.exception_reason == "Board request"
     assert (account.id, account.name, account.industry) == ("10", "Acme Tools", "Machinery")
     assert (account.employees, account.annual_revenue, account.crm_target_flag) == (
-        5000, 12000000.5, True)
-    assert (owner.name, owner.email, owner.team) == ("Ada Lovelace", "ada@example.com",
-                                                     "Enterprise East")
+        5000,
+        12000000.5,
+        True,
+    )
+    assert (owner.name, owner.email, owner.team) == (
+        "Ada Lovelace",
+        "ada@example.com",
+        "Enterprise East",
+    )
     assert sorted(record.facts.products) == ["Data Platform", "Support"]
-    assert record.current == {"fit": "Off Strategy", "reason": None, "warning": None,
-                              "comp_eligible": False}
+    assert record.current == {
+        "fit": "Off Strategy",
+        "reason": None,
+        "warning": None,
+        "comp_eligible": False,
+    }
 
 
 def test_null_safe_defaults(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
@@ -132,8 +170,11 @@ def test_batches_of_100(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
 
 def test_search_pages_by_object_id(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
     for i in range(1, 251):
-        hs.add_deal(str(i), hs_is_closed="true" if i % 5 == 0 else "false",
-                    closedate="2026-01-15T00:00:00Z" if i % 10 == 0 else "2025-01-15T00:00:00Z")
+        hs.add_deal(
+            str(i),
+            hs_is_closed="true" if i % 5 == 0 else "false",
+            closedate="2026-01-15T00:00:00Z" if i % 10 == 0 else "2025-01-15T00:00:00Z",
+        )
     query = OpportunityQuery(open_only=True, closed_after=date(2026, 1, 1))
     pages = list(connector.iter_opportunities(query))
     ids = [r.id for page in pages for r in page]
@@ -169,14 +210,25 @@ def test_accounts_query_knows_primary_companies_without_a_second_read(
 def test_update_writes_only_given_fields(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
     seed(hs)
     [result] = connector.update_opportunities(
-        [FieldUpdate("1", {"fit": "On Strategy", "comp_eligible": True, "warning": ""})])
+        [FieldUpdate("1", {"fit": "On Strategy", "comp_eligible": True, "warning": ""})]
+    )
     assert result.ok and result.ref == "1"
     props = hs.deal_properties("1")
     assert (props["strategy_fit"], props["comp_eligible"], props["strategy_warning"]) == (
-        "On Strategy", "true", "")
+        "On Strategy",
+        "true",
+        "",
+    )
     assert hs.calls("POST", "/deals/batch/update")[0].body["inputs"] == [
-        {"id": "1", "properties": {"strategy_fit": "On Strategy", "comp_eligible": "true",
-                                   "strategy_warning": ""}}]
+        {
+            "id": "1",
+            "properties": {
+                "strategy_fit": "On Strategy",
+                "comp_eligible": "true",
+                "strategy_warning": "",
+            },
+        }
+    ]
     assert "strategy_fit_reason" not in props
 
 
@@ -185,23 +237,27 @@ def test_update_reports_207_errors_per_input(hs: FakeHubSpot, connector: HubSpot
         hs.add_deal(i)
     hs.state.fail_updates["2"] = "Property values were not valid"
     results = connector.update_opportunities(
-        [FieldUpdate(i, {"reason": "x"}) for i in ("1", "2", "404")])
+        [FieldUpdate(i, {"reason": "x"}) for i in ("1", "2", "404")]
+    )
     assert [(r.ref, r.ok) for r in results] == [("1", True), ("2", False), ("404", False)]
     assert "not valid" in results[1].error
 
 
 def test_create_tasks(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
     seed(hs)
-    specs = [TaskSpec(f"k{i}", "1", "7", f"Coach {i}", "Review fit", date(2026, 5, 4), prio)
-             for i, prio in enumerate(["High", "Normal"])]
+    specs = [
+        TaskSpec(f"k{i}", "1", "7", f"Coach {i}", "Review fit", date(2026, 5, 4), prio)
+        for i, prio in enumerate(["High", "Normal"])
+    ]
     results = connector.create_tasks(specs)
     assert [r.ref for r in results] == ["k0", "k1"] and all(r.ok and r.id for r in results)
     task = hs.task(results[0].id)["properties"]
     assert task["hs_task_subject"] == "Coach 0" and task["hs_task_priority"] == "HIGH"
     assert task["hubspot_owner_id"] == "7" and task["hs_task_status"] == "NOT_STARTED"
     association = hs.calls("POST", "/tasks/batch/create")[0].body["inputs"][0]["associations"][0]
-    assert association["types"] == [{"associationCategory": "HUBSPOT_DEFINED",
-                                     "associationTypeId": 216}]
+    assert association["types"] == [
+        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 216}
+    ]
     assert len(hs.tasks_for_deal("1")) == 2
 
 
@@ -212,9 +268,13 @@ def test_task_states_and_close(hs: FakeHubSpot, connector: HubSpotConnector) -> 
     hs.add_task("503", deal="1")
     hs.delete("tasks", "503")
     assert connector.task_states(["501", "502", "503"]) == {
-        "501": "open", "502": "completed", "503": "deleted"}
-    results = connector.close_tasks([TaskClose("501", "Deal is now on strategy."),
-                                     TaskClose("503", "gone")])
+        "501": "open",
+        "502": "completed",
+        "503": "deleted",
+    }
+    results = connector.close_tasks(
+        [TaskClose("501", "Deal is now on strategy."), TaskClose("503", "gone")]
+    )
     assert [(r.ref, r.ok) for r in results] == [("501", True), ("503", False)]
     props = hs.task("501")["properties"]
     assert props["hs_task_status"] == "COMPLETED"
@@ -223,8 +283,14 @@ def test_task_states_and_close(hs: FakeHubSpot, connector: HubSpotConnector) -> 
 
 def test_ensure_fields_is_idempotent(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
     created = connector.ensure_fields(["On Strategy", "Off Strategy"])
-    assert created == ["property group onstrategy", "strategy_fit", "strategy_fit_reason",
-                       "strategy_warning", "comp_eligible", "strategy_exception_reason"]
+    assert created == [
+        "property group onstrategy",
+        "strategy_fit",
+        "strategy_fit_reason",
+        "strategy_warning",
+        "comp_eligible",
+        "strategy_exception_reason",
+    ]
     assert hs.property("deals", "comp_eligible")["fieldType"] == "booleancheckbox"
     assert connector.ensure_fields(["On Strategy", "Off Strategy"]) == []
     added = connector.ensure_fields(["On Strategy", "Off Strategy", "Off Strategy (Approved)"])
@@ -241,8 +307,9 @@ def test_429_then_success(hs: FakeHubSpot, connector: HubSpotConnector, clock: F
     assert connector.api_calls["deals.update"] == 3
 
 
-def test_429_exhausted_raises_rate_limited(hs: FakeHubSpot, connector: HubSpotConnector,
-                                           clock: FakeClock) -> None:
+def test_429_exhausted_raises_rate_limited(
+    hs: FakeHubSpot, connector: HubSpotConnector, clock: FakeClock
+) -> None:
     hs.fail_next(429, count=5)
     with pytest.raises(RateLimited) as info:
         connector.read_opportunities(["1"])
@@ -277,8 +344,12 @@ def test_fake_refuses_batches_over_100(hs: FakeHubSpot, connector: HubSpotConnec
 
     body = {"inputs": [{"id": str(i)} for i in range(101)], "properties": []}
     with pytest.raises(RejectedError):
-        connector.api.call("deals.read", "crm.deals.batch_api", "read",
-                           batch_read_input_simple_public_object_id=body)
+        connector.api.call(
+            "deals.read",
+            "crm.deals.batch_api",
+            "read",
+            batch_read_input_simple_public_object_id=body,
+        )
 
 
 def test_a_new_rep_is_found_without_restarting_the_worker(

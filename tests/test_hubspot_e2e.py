@@ -17,12 +17,12 @@ from redis import Redis
 from rq import SimpleWorker
 
 from fakes.hubspot_server import FakeHubSpot
-from integration import jobs
-from integration.app import create_app
-from integration.queue import make_queue
+from integration.app.factory import create_app
+from integration.jobs import handlers as jobs
+from integration.jobs.intake import make_queue
 from integration.runtime import Runtime
 from integration.settings import Settings
-from integration.store import Store
+from integration.store.database import Store
 from webhooks.hubspot_signature import v3_signature
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,19 +50,37 @@ def world(tmp_path):
     with open(rules / "managers.csv", "a", encoding="utf-8") as handle:
         handle.write(f"hubspot,{REP},{MANAGER}\n")
     with FakeHubSpot(token="secret-token") as hs:
-        hs.add_owner(REP, "Ada", "Lovelace", "ada@example.com",
-                     teams=[{"id": "2", "name": "Enterprise East", "primary": True}])  # fmt: skip
+        hs.add_owner(
+            REP,
+            "Ada",
+            "Lovelace",
+            "ada@example.com",
+            teams=[{"id": "2", "name": "Enterprise East", "primary": True}],
+        )
         hs.add_owner(MANAGER, "Grace", "Hopper", "grace@example.com")
         hs.add_company("10", name="Shopright Stores", industry="RETAIL", numberofemployees="400")
-        hs.add_deal(DEAL, company="10", line_items=("Support Renewal",), amount="250000",
-                    dealstage="contractsent", pipeline="default", hubspot_owner_id=REP,
-                    closedate="2027-01-31T00:00:00.000Z", hs_is_closed="false")  # fmt: skip
-        settings = Settings.from_env({
-            "ONSTRATEGY_RULES_DIR": str(rules), "ONSTRATEGY_REDIS_URL": REDIS_URL,
-            "ONSTRATEGY_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
-            "ONSTRATEGY_CRM": "hubspot", "ONSTRATEGY_HUBSPOT_ACCESS_TOKEN": "secret-token",
-            "ONSTRATEGY_HUBSPOT_CLIENT_SECRET": SECRET, "ONSTRATEGY_HUBSPOT_API_URL": hs.url,
-        })  # fmt: skip
+        hs.add_deal(
+            DEAL,
+            company="10",
+            line_items=("Support Renewal",),
+            amount="250000",
+            dealstage="contractsent",
+            pipeline="default",
+            hubspot_owner_id=REP,
+            closedate="2027-01-31T00:00:00.000Z",
+            hs_is_closed="false",
+        )
+        settings = Settings.from_env(
+            {
+                "ONSTRATEGY_RULES_DIR": str(rules),
+                "ONSTRATEGY_REDIS_URL": REDIS_URL,
+                "ONSTRATEGY_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+                "ONSTRATEGY_CRM": "hubspot",
+                "ONSTRATEGY_HUBSPOT_ACCESS_TOKEN": "secret-token",
+                "ONSTRATEGY_HUBSPOT_CLIENT_SECRET": SECRET,
+                "ONSTRATEGY_HUBSPOT_API_URL": hs.url,
+            }
+        )
         runtime = Runtime(settings, store=Store(settings.database_url), redis=redis)
         app = create_app(runtime=runtime)
         yield app.test_client(), runtime, hs
@@ -125,8 +143,11 @@ def test_bad_signature_queues_nothing(world):
     client, runtime, _ = world
     body = (FIXTURES / "deal_propertyChange__amount.json").read_bytes()
     stamp = str(int(time.time() * 1000))
-    headers = {"X-HubSpot-Signature-v3": "bm90IGEgc2lnbmF0dXJl",
-               "X-HubSpot-Request-Timestamp": stamp, "Content-Type": "application/json"}
+    headers = {
+        "X-HubSpot-Signature-v3": "bm90IGEgc2lnbmF0dXJl",
+        "X-HubSpot-Request-Timestamp": stamp,
+        "Content-Type": "application/json",
+    }
     assert client.post("/webhooks/hubspot", data=body, headers=headers).status_code == 401
     assert make_queue(runtime.redis).count == 0
 
@@ -137,16 +158,29 @@ def test_api_calls_per_event_stay_under_the_ceiling(world):
     _work(runtime)
     cold = len(hs.requests)
     assert cold <= CALLS_PER_EVENT_COLD, [r.path for r in hs.requests]
-    hs.add_deal("555", company="10", line_items=("Data Platform",), amount="9000",
-                dealstage="appointmentscheduled", pipeline="default", hubspot_owner_id=REP,
-                hs_is_closed="false")  # fmt: skip
+    hs.add_deal(
+        "555",
+        company="10",
+        line_items=("Data Platform",),
+        amount="9000",
+        dealstage="appointmentscheduled",
+        pipeline="default",
+        hubspot_owner_id=REP,
+        hs_is_closed="false",
+    )
     event = json.loads((FIXTURES / "deal_propertyChange__amount.json").read_text())
     event[0].update(objectId=555, eventId=777)
     body = json.dumps(event).encode()
     stamp = str(int(time.time() * 1000))
-    client.post("/webhooks/hubspot", data=body, headers={
-        "X-HubSpot-Signature-v3": v3_signature(SECRET, "POST", URL, body, stamp),
-        "X-HubSpot-Request-Timestamp": stamp, "Content-Type": "application/json"})  # fmt: skip
+    client.post(
+        "/webhooks/hubspot",
+        data=body,
+        headers={
+            "X-HubSpot-Signature-v3": v3_signature(SECRET, "POST", URL, body, stamp),
+            "X-HubSpot-Request-Timestamp": stamp,
+            "Content-Type": "application/json",
+        },
+    )
     _work(runtime)
     warm = len(hs.requests) - cold
     assert warm <= CALLS_PER_EVENT_WARM, [r.path for r in hs.requests[cold:]]

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from connectors.base import FieldMap
-from integration.events import ChangeEvent, QueueUnavailable
+from integration.domain.events import ChangeEvent, QueueUnavailable
 from integration.settings import Settings
 from webhooks import hubspot as view
 from webhooks.hubspot_signature import (
@@ -57,8 +57,9 @@ class Extension:
 
 def make_app(intake: RecordingIntake | None = None, **settings: object) -> tuple[Flask, object]:
     app = Flask(__name__)
-    ext = Extension(Settings(hubspot_client_secret=SECRET).replace(**settings),
-                    intake or RecordingIntake())
+    ext = Extension(
+        Settings(hubspot_client_secret=SECRET).replace(**settings), intake or RecordingIntake()
+    )
     app.extensions["onstrategy"] = ext
     app.register_blueprint(view.bp)
     return app, ext
@@ -102,12 +103,16 @@ def test_v3_vector() -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (b'[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,'
-         b'"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,'
-         b'"changeSource":"CRM","changeFlag":"NEW","appId":54321}]',
-         "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de"),
-        (b"{'example_field':'example_value'}",
-         "69fc6631a867edd4f9e9e627fc5c1148e3fbdd8b21837b6d2b8901c1fa57f750"),
+        (
+            b'[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,'
+            b'"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,'
+            b'"changeSource":"CRM","changeFlag":"NEW","appId":54321}]',
+            "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de",
+        ),
+        (
+            b"{'example_field':'example_value'}",
+            "69fc6631a867edd4f9e9e627fc5c1148e3fbdd8b21837b6d2b8901c1fa57f750",
+        ),
     ],
 )
 def test_v1_vectors(body: bytes, expected: str) -> None:
@@ -118,10 +123,16 @@ def test_v1_vectors(body: bytes, expected: str) -> None:
     ("method", "body", "expected"),
     [
         ("GET", b"", "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e"),
-        ("POST", b'{"example_field":"example_value"}',
-         "9569219f8ba981ffa6f6f16aa0f48637d35d728c7e4d93d0d52efaa512af7900"),
-        ("POST", b"{'example_field':'example_value'}",
-         "4fe4e3a7d3cf09db53be39d0a58130e2aaba074ec123a9e355b876a689a1c383"),
+        (
+            "POST",
+            b'{"example_field":"example_value"}',
+            "9569219f8ba981ffa6f6f16aa0f48637d35d728c7e4d93d0d52efaa512af7900",
+        ),
+        (
+            "POST",
+            b"{'example_field':'example_value'}",
+            "4fe4e3a7d3cf09db53be39d0a58130e2aaba074ec123a9e355b876a689a1c383",
+        ),
     ],
 )
 def test_v2_vectors(method: str, body: bytes, expected: str) -> None:
@@ -134,8 +145,10 @@ def test_uri_decoding_table_only() -> None:
 
 
 def test_verify_v3_vector_with_frozen_clock() -> None:
-    headers = {"X-HubSpot-Signature-v3": "K36dawei4A+QBNolUOqo7s91KQDWQ5MXZ/QufNYuk/Y=",
-               "X-HubSpot-Request-Timestamp": "1693657560000"}
+    headers = {
+        "X-HubSpot-Signature-v3": "K36dawei4A+QBNolUOqo7s91KQDWQ5MXZ/QufNYuk/Y=",
+        "X-HubSpot-Request-Timestamp": "1693657560000",
+    }
     uri = "https://www.example.com/webhook_uri"
     body = b"{'example_field':'example_value'}"
     assert verify(headers, SECRET, "POST", uri, body, now_ms=1693657560000 + 299_000) == "v3"
@@ -149,8 +162,9 @@ def test_verify_v3_vector_with_frozen_clock() -> None:
 def test_bad_signature_is_401() -> None:
     app, ext = make_app()
     body = fixture("deal_creation")
-    headers = signed(body) | {"X-HubSpot-Signature-v3": "AAAA" + signed(body)[
-        "X-HubSpot-Signature-v3"][4:]}
+    headers = signed(body) | {
+        "X-HubSpot-Signature-v3": "AAAA" + signed(body)["X-HubSpot-Signature-v3"][4:]
+    }
     assert post(app, body, headers).status_code == 401
     assert ext.intake.events == []
 
@@ -209,9 +223,23 @@ def test_oversized_body_is_413_before_verifying() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b'{"eventId": 1}', b"[1, 2]", b'[{"subscriptionType": "deal.creation"}]',
-     json.dumps([{"eventId": 1, "subscriptionId": 2, "portalId": 3, "occurredAt": 4,
-                  "subscriptionType": "deal.creation"}]).encode()],
+    [
+        b"not json",
+        b'{"eventId": 1}',
+        b"[1, 2]",
+        b'[{"subscriptionType": "deal.creation"}]',
+        json.dumps(
+            [
+                {
+                    "eventId": 1,
+                    "subscriptionId": 2,
+                    "portalId": 3,
+                    "occurredAt": 4,
+                    "subscriptionType": "deal.creation",
+                }
+            ]
+        ).encode(),
+    ],
     ids=["not-json", "not-a-list", "not-objects", "missing-common-fields", "missing-objectId"],
 )
 def test_malformed_is_400(body: bytes) -> None:
@@ -253,14 +281,27 @@ def test_different_values_have_different_keys() -> None:
 
 def test_supported_events_declared() -> None:
     assert set(view.SUPPORTED_EVENTS) >= {
-        "deal.creation", "deal.propertyChange", "deal.associationChange", "deal.merge",
-        "deal.restore", "deal.deletion", "company.propertyChange", "object.propertyChange",
+        "deal.creation",
+        "deal.propertyChange",
+        "deal.associationChange",
+        "deal.merge",
+        "deal.restore",
+        "deal.deletion",
+        "company.propertyChange",
+        "object.propertyChange",
     }
     assert "contact.creation" not in view.SUPPORTED_EVENTS
 
 
-@pytest.mark.parametrize("name", ["deal_creation", "deal_restore", "deal_propertyChange__dealstage",
-                                  "object_propertyChange__0-3_dealstage"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "deal_creation",
+        "deal_restore",
+        "deal_propertyChange__dealstage",
+        "object_propertyChange__0-3_dealstage",
+    ],
+)
 def test_deal_events_re_evaluate_the_deal(name: str) -> None:
     [event] = deliver(name)
     assert (event.crm, event.kind, event.object_id) == ("hubspot", "opportunity", "697680835")
@@ -282,34 +323,45 @@ def test_deal_deletion() -> None:
 def test_deal_merge() -> None:
     events = deliver("deal_merge")
     assert [(e.kind, e.object_id) for e in events] == [
-        ("opportunity", "697680835"), ("deleted", "697680999")]
+        ("opportunity", "697680835"),
+        ("deleted", "697680999"),
+    ]
     assert len({e.key for e in events}) == 2
 
 
-@pytest.mark.parametrize("name", ["deal_associationChange__DEAL_TO_COMPANY",
-                                  "deal_associationChange__DEAL_TO_LINE_ITEM"])
+@pytest.mark.parametrize(
+    "name", ["deal_associationChange__DEAL_TO_COMPANY", "deal_associationChange__DEAL_TO_LINE_ITEM"]
+)
 def test_deal_association_change(name: str) -> None:
     [event] = deliver(name)
     assert (event.kind, event.object_id) == ("opportunity", "697680835")
 
 
-@pytest.mark.parametrize("name", ["company_propertyChange__hs_is_target_account",
-                                  "company_propertyChange__industry",
-                                  "company_propertyChange__numberofemployees"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "company_propertyChange__hs_is_target_account",
+        "company_propertyChange__industry",
+        "company_propertyChange__numberofemployees",
+    ],
+)
 def test_company_change_is_an_account_event(name: str) -> None:
     [event] = deliver(name)
     assert (event.kind, event.object_id) == ("account", "3001")
     assert event.changed_fields == (name.split("__")[1],)
 
 
-@pytest.mark.parametrize("name", [
-    "deal_propertyChange__strategy_fit",  # our own output: would loop
-    "deal_propertyChange__description",  # not read by the rules
-    "deal_associationChange__DEAL_TO_CONTACT",
-    "company_propertyChange__phone",
-    "contact_creation",
-    "object_propertyChange__0-5_subject",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "deal_propertyChange__strategy_fit",  # our own output: would loop
+        "deal_propertyChange__description",  # not read by the rules
+        "deal_associationChange__DEAL_TO_CONTACT",
+        "company_propertyChange__phone",
+        "contact_creation",
+        "object_propertyChange__0-5_subject",
+    ],
+)
 def test_ignored_events_are_acknowledged_and_not_queued(name: str) -> None:
     app, ext = make_app()
     assert post(app, fixture(name)).status_code == 204

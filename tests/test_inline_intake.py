@@ -6,9 +6,9 @@ import pytest
 
 from connectors.base import RejectedError
 from connectors.sandbox import SandboxConnector
-from integration import jobs
-from integration.events import ChangeEvent, QueueUnavailable
-from integration.queue import InlineIntake
+from integration.domain.events import ChangeEvent, QueueUnavailable
+from integration.jobs import handlers as jobs
+from integration.jobs.intake import InlineIntake
 
 
 def _event(key: str) -> ChangeEvent:

@@ -12,9 +12,9 @@ import pytest
 from connectors.base import FieldUpdate, OpportunityQuery, WriteResult
 from connectors.sandbox import SandboxConnector
 from connectors.sandbox_seed import seed
-from integration.processor import Processor, RetryLater
-from integration.rulebook import load_rulebook
-from integration.sweep import SweepPlan, run_sweep
+from integration.engine.rulebook import load_rulebook
+from integration.pipeline.processor import Processor, RetryLater
+from integration.pipeline.sweep import SweepPlan, run_sweep
 
 TODAY = date(2026, 11, 2)  # after the shipped freeze date (2026-10-01): some deals are frozen
 ALL = SweepPlan("all", OpportunityQuery())
@@ -112,22 +112,43 @@ BIG_DEALS = {"OPP-A": 400000, "OPP-B": 300000, "OPP-C": 200000, "OPP-D": 150000}
 @pytest.fixture
 def crm(runtime, sandbox):
     """One rep with four big off-strategy deals (each asks for coaching) and one other."""
-    sandbox.add_owners([
-        {"id": "U-1", "name": "Margaret Chen", "email": "m@example.com", "team": "East"},
-        {"id": "U-4", "name": "Sean O'Brien", "email": "s@example.com", "manager_id": "U-1",
-         "team": "East"},
-    ])  # fmt: skip
-    sandbox.add_accounts([
-        {"id": "ACC-GOV", "name": "County of Nowhere", "industry": "Government",
-         "employees": 6000},
-        {"id": "ACC-MFG", "name": "Acme Steel", "industry": "Manufacturing", "employees": 5000},
-    ])  # fmt: skip
+    sandbox.add_owners(
+        [
+            {"id": "U-1", "name": "Margaret Chen", "email": "m@example.com", "team": "East"},
+            {
+                "id": "U-4",
+                "name": "Sean O'Brien",
+                "email": "s@example.com",
+                "manager_id": "U-1",
+                "team": "East",
+            },
+        ]
+    )
+    sandbox.add_accounts(
+        [
+            {
+                "id": "ACC-GOV",
+                "name": "County of Nowhere",
+                "industry": "Government",
+                "employees": 6000,
+            },
+            {"id": "ACC-MFG", "name": "Acme Steel", "industry": "Manufacturing", "employees": 5000},
+        ]
+    )
     sandbox.add_opportunities(
-        {"id": opp, "name": f"Deal {opp}", "account_id": "ACC-GOV", "owner_id": "U-4",
-         "amount": amount, "stage": "Needs Analysis", "probability": 40,
-         "close_date": "2027-03-01", "products": ["Legacy Reporting Suite"]}
+        {
+            "id": opp,
+            "name": f"Deal {opp}",
+            "account_id": "ACC-GOV",
+            "owner_id": "U-4",
+            "amount": amount,
+            "stage": "Needs Analysis",
+            "probability": 40,
+            "close_date": "2027-03-01",
+            "products": ["Legacy Reporting Suite"],
+        }
         for opp, amount in BIG_DEALS.items()
-    )  # fmt: skip
+    )
     return sandbox
 
 
@@ -142,16 +163,15 @@ def test_cap_opens_the_most_important_and_queues_the_rest(runtime, crm):
     assert outcome.coaching.queued == 2
     queued = runtime.store.tasks.for_reps("sandbox", ["U-4"], "queued")
     assert [(r.opportunity_id, r.rule) for r in queued] == [
-        ("OPP-C", "big-off-strategy-deal"), ("OPP-D", "big-off-strategy-deal"),
-    ]  # fmt: skip
+        ("OPP-C", "big-off-strategy-deal"),
+        ("OPP-D", "big-off-strategy-deal"),
+    ]
     tasks = open_tasks(crm)
     assert sorted(t["opportunity_id"] for t in tasks) == ["OPP-A", "OPP-B"]
     assert {t["assignee_id"] for t in tasks} == {"U-1"}  # the rep's manager
     assert all(t["priority"] == "High" for t in tasks)
     assert tasks[0]["subject"].startswith("Coach Sean O'Brien: large off-strategy deal")
     assert tasks[0]["due_date"] == date.fromordinal(date.today().toordinal() + 3).isoformat()
-
-
 
 
 def test_a_completed_task_is_noticed_and_the_cap_still_holds(runtime, crm):
@@ -176,8 +196,12 @@ def test_completing_a_task_promotes_the_next_queued_one(runtime, crm):
     assert outcome.coaching.created == ["OPP-C:big-off-strategy-deal"]
     assert sorted(t["opportunity_id"] for t in open_tasks(crm)) == ["OPP-B", "OPP-C"]
     statuses = {(t.opportunity_id, t.status) for t in runtime.store.tasks.all_tasks()}
-    assert statuses == {("OPP-A", "completed"), ("OPP-B", "open"), ("OPP-C", "open"),
-                        ("OPP-D", "queued")}  # fmt: skip
+    assert statuses == {
+        ("OPP-A", "completed"),
+        ("OPP-B", "open"),
+        ("OPP-C", "open"),
+        ("OPP-D", "queued"),
+    }
     # The completed deal still wants coaching but its task was done: it is not re-created.
     again = sweep(runtime)
     assert again.coaching.created == []
@@ -229,8 +253,11 @@ def test_redelivery_creates_no_duplicate_tasks(runtime, crm):
     assert len(crm.tasks()) == 2
     rows = runtime.store.tasks.all_tasks()
     assert sorted((t.opportunity_id, t.status) for t in rows) == [
-        ("OPP-A", "open"), ("OPP-B", "open"), ("OPP-C", "queued"), ("OPP-D", "queued"),
-    ]  # fmt: skip
+        ("OPP-A", "open"),
+        ("OPP-B", "open"),
+        ("OPP-C", "queued"),
+        ("OPP-D", "queued"),
+    ]
 
 
 def test_own_tasks_only(runtime, crm):
@@ -261,10 +288,15 @@ class RejectingSandbox(SandboxConnector):
         passing = [u for u in updates if u.opportunity_id not in self.reject]
         results = super().update_opportunities(passing)
         return results + [
-            WriteResult(u.opportunity_id, ok=False, error="FIELD_CUSTOM_VALIDATION_EXCEPTION",
-                        retryable=self.retryable)
-            for u in updates if u.opportunity_id in self.reject
-        ]  # fmt: skip
+            WriteResult(
+                u.opportunity_id,
+                ok=False,
+                error="FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                retryable=self.retryable,
+            )
+            for u in updates
+            if u.opportunity_id in self.reject
+        ]
 
 
 def _failing_processor(rules_dir, sqlite_store, retryable: bool):
@@ -307,7 +339,7 @@ def test_a_retryable_failure_raises_retry_later_after_recording(rules_dir, sqlit
 
 
 def test_a_deleted_deal_frees_its_slot_for_the_next_queued_task(runtime, crm):
-    from integration import jobs
+    from integration.jobs import handlers as jobs
 
     sweep(runtime)
     jobs.use_runtime(runtime)

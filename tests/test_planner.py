@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from integration.model import Decision, Warning
-from integration.planner import normalized, plan_fields, reported_values
+from integration.domain.model import Decision, Warning
+from integration.pipeline.planner import normalized, plan_fields, reported_values
 
 
 def decision(**changes) -> Decision:
     values = dict(
-        crm="sandbox", opportunity_id="OPP-1", fit="Off Strategy", reason="Outside",
-        fit_rule="Off Strategy", warnings=(), comp_eligible=False,
-    )  # fmt: skip
+        crm="sandbox",
+        opportunity_id="OPP-1",
+        fit="Off Strategy",
+        reason="Outside",
+        fit_rule="Off Strategy",
+        warnings=(),
+        comp_eligible=False,
+    )
     values.update(changes)
     return Decision(**values)
 
@@ -111,8 +116,7 @@ def test_reported_values_of_a_frozen_deal_are_the_crm_values():
 def test_reported_values_of_a_frozen_deal_fall_back_to_the_decision_when_the_crm_is_empty():
     frozen = decision(frozen=True, fit="On Strategy", reason="New", comp_eligible=True)
     reported = reported_values(frozen, {"fit": "", "reason": None})
-    assert reported == {"fit": "On Strategy", "reason": "New", "warning": "",
-                        "comp_eligible": True}  # fmt: skip
+    assert reported == {"fit": "On Strategy", "reason": "New", "warning": "", "comp_eligible": True}
 
 
 def test_reported_values_of_a_live_deal_are_the_decision():

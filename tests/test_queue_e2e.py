@@ -21,12 +21,12 @@ from rq import SimpleWorker
 
 from connectors.base import RejectedError, TransientError
 from connectors.sandbox import SandboxConnector
-from integration import jobs
-from integration.events import ChangeEvent, QueueUnavailable
-from integration.queue import RedisIntake, make_queue
+from integration.domain.events import ChangeEvent, QueueUnavailable
+from integration.jobs import handlers as jobs
+from integration.jobs.intake import RedisIntake, make_queue
 from integration.runtime import Runtime
 from integration.settings import Settings
-from integration.store import Store
+from integration.store.database import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("ONSTRATEGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -46,20 +46,33 @@ def redis_e2e():
 
 def _owner_rows():
     return [
-        {"id": "U-1", "name": "Morgan Lee", "email": "m@example.com", "manager_id": "U-9",
-         "team": "East"},
+        {
+            "id": "U-1",
+            "name": "Morgan Lee",
+            "email": "m@example.com",
+            "manager_id": "U-9",
+            "team": "East",
+        },
         {"id": "U-9", "name": "Pat Manager", "email": "p@example.com", "team": "East"},
-    ]  # fmt: skip
+    ]
 
 
 def _big_off_strategy(n: int) -> list[dict]:
     """Deals of one rep that each ask for coaching (large, late, off strategy)."""
     return [
-        {"id": f"OPP-{i:03d}", "name": f"Retail deal {i}", "account_id": "ACC-R",
-         "owner_id": "U-1", "amount": 150000 + i * 1000, "stage": "Negotiation",
-         "probability": 80, "close_date": "2027-02-01", "products": ["Support Renewal"]}
+        {
+            "id": f"OPP-{i:03d}",
+            "name": f"Retail deal {i}",
+            "account_id": "ACC-R",
+            "owner_id": "U-1",
+            "amount": 150000 + i * 1000,
+            "stage": "Negotiation",
+            "probability": 80,
+            "close_date": "2027-02-01",
+            "products": ["Support Renewal"],
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture
@@ -78,8 +91,9 @@ def world(tmp_path, redis_e2e):
     )
     sandbox = SandboxConnector(str(tmp_path / "onstrategy-sandbox.db"))
     sandbox.add_owners(_owner_rows())
-    sandbox.add_accounts([{"id": "ACC-R", "name": "Shopright", "industry": "Retail",
-                           "employees": 300}])  # fmt: skip
+    sandbox.add_accounts(
+        [{"id": "ACC-R", "name": "Shopright", "industry": "Retail", "employees": 300}]
+    )
     sandbox.add_opportunities(_big_off_strategy(6))
     store = Store(settings.database_url)
     store.migrate()
@@ -182,7 +196,7 @@ def test_permanent_failure_lands_in_failed_registry_and_can_be_requeued(world):
     )
     RedisIntake(runtime.redis).submit([_event("OPP-004", "p1")])
     _work(runtime.redis)
-    from integration.worker import failed_jobs, requeue
+    from integration.jobs.worker import failed_jobs, requeue
 
     failed = failed_jobs(runtime)
     assert len(failed) == 1 and "INVALID_FIELD" in failed[0][2]
@@ -198,11 +212,20 @@ def test_two_worker_processes_never_exceed_the_cap(world):
     for i in range(6):  # six jobs, one deal each, all the same rep
         intake.submit([_event(f"OPP-{i:03d}", f"c{i}")])
     assert make_queue(runtime.redis).count == 6
-    env = {**os.environ, "ONSTRATEGY_RULES_DIR": settings.rules_dir,
-           "ONSTRATEGY_DATABASE_URL": settings.database_url, "ONSTRATEGY_REDIS_URL": REDIS_URL,
-           "ONSTRATEGY_CRM": "sandbox"}  # fmt: skip
-    command = [sys.executable, "-c", "from integration.cli import main; main()", "worker",
-               "--burst"]  # fmt: skip
+    env = {
+        **os.environ,
+        "ONSTRATEGY_RULES_DIR": settings.rules_dir,
+        "ONSTRATEGY_DATABASE_URL": settings.database_url,
+        "ONSTRATEGY_REDIS_URL": REDIS_URL,
+        "ONSTRATEGY_CRM": "sandbox",
+    }
+    command = [
+        sys.executable,
+        "-c",
+        "from integration.cli.commands import main; main()",
+        "worker",
+        "--burst",
+    ]
     workers = [subprocess.Popen(command, env=env, cwd=ROOT) for _ in range(2)]
     for worker in workers:
         assert worker.wait(timeout=120) == 0
@@ -219,12 +242,13 @@ def test_transient_failure_that_outlasts_every_retry_lands_in_failed_registry(wo
     busy = TransientError("sandbox", 503, body="still busy")
     runtime._connectors["sandbox"] = _Flaky(sandbox.path, busy, times=1)
     last = len(jobs.BACKOFF) + 1  # the attempt after the last scheduled retry
-    make_queue(runtime.redis).enqueue(jobs.evaluate_opportunities, "sandbox", ["OPP-005"], {},
-                                      attempt=last)  # fmt: skip
+    make_queue(runtime.redis).enqueue(
+        jobs.evaluate_opportunities, "sandbox", ["OPP-005"], {}, attempt=last
+    )
     _work(runtime.redis)
     queue = make_queue(runtime.redis)
     assert queue.scheduled_job_registry.count == 0
-    from integration.worker import failed_jobs
+    from integration.jobs.worker import failed_jobs
 
     [(_, name, reason)] = failed_jobs(runtime)
     assert name == "evaluate_opportunities" and "still busy" in reason

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from integration.ratelimit import TokenBucket, hubspot_buckets
+from connectors.ratelimit import TokenBucket, hubspot_buckets
 
 REDIS_URL = os.environ.get("ONSTRATEGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 

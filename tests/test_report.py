@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from integration.report import build
+from integration.reports.figures import build
 
 WEEK1 = datetime(2026, 11, 2, 9, tzinfo=UTC)  # ISO week 45
 WEEK2 = datetime(2026, 11, 10, 9, tzinfo=UTC)  # ISO week 46
@@ -29,10 +29,11 @@ class Row:
 
 def test_groups_are_measured_against_their_first_week():
     history = [
-        Row("A", "Off Strategy", WEEK1), Row("B", "Off Strategy", WEEK1),
+        Row("A", "Off Strategy", WEEK1),
+        Row("B", "Off Strategy", WEEK1),
         Row("C", "On Strategy", WEEK1, team="West"),
         Row("A", "On Strategy", WEEK2),  # East improves in week 2
-    ]  # fmt: skip
+    ]
     latest = {r.opportunity_id: r for r in history}.values()
     report = build(latest, history, [], by="team")
     east = next(line for line in report.lines if line.group == "East")

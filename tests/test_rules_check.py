@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from integration.cli import main
-from integration.rulebook import load_rulebook
-from integration.ruleset import load_ruleset
+from integration.cli.commands import main
+from integration.engine.rulebook import load_rulebook
+from integration.engine.ruleset import load_ruleset
 
 # A small valid rule file; each case below swaps one line for a broken one, so the
 # line numbers stay those shown here.

@@ -15,12 +15,12 @@ import responses
 from redis import Redis
 from rq import SimpleWorker
 
-from integration import jobs
-from integration.app import create_app
-from integration.queue import make_queue
+from integration.app.factory import create_app
+from integration.jobs import handlers as jobs
+from integration.jobs.intake import make_queue
 from integration.runtime import Runtime
 from integration.settings import Settings
-from integration.store import Store
+from integration.store.database import Store
 from sf_fake import SalesforceFake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,25 +38,44 @@ def world(tmp_path):
     redis.flushdb()
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
-    settings = Settings.from_env({
-        "ONSTRATEGY_RULES_DIR": str(rules), "ONSTRATEGY_REDIS_URL": REDIS_URL,
-        "ONSTRATEGY_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
-        "ONSTRATEGY_CRM": "salesforce", "ONSTRATEGY_SALESFORCE_ORG_ID": ORG,
-    })  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(rules),
+            "ONSTRATEGY_REDIS_URL": REDIS_URL,
+            "ONSTRATEGY_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+            "ONSTRATEGY_CRM": "salesforce",
+            "ONSTRATEGY_SALESFORCE_ORG_ID": ORG,
+        }
+    )
     fake = SalesforceFake()
-    fake.add_user("Dana Reyes", Id=OWNER, Email="dana@acme.example", ManagerId=MANAGER,
-                  Department="Enterprise East")  # fmt: skip
+    fake.add_user(
+        "Dana Reyes",
+        Id=OWNER,
+        Email="dana@acme.example",
+        ManagerId=MANAGER,
+        Department="Enterprise East",
+    )
     fake.add_user("Morgan Blake", Id=MANAGER, Email="morgan@acme.example")
-    account = fake.add_account("Shopright Stores", Id=ACCOUNT, Industry="Retail",
-                               NumberOfEmployees=400)  # fmt: skip
-    fake.add_opportunity("Shopright - Support Renewal", account, OWNER, Id=OPP,
-                         products=("Support Renewal",), Amount=250000.0, StageName="Negotiation",
-                         Probability=80, CloseDate="2027-01-15")  # fmt: skip
+    account = fake.add_account(
+        "Shopright Stores", Id=ACCOUNT, Industry="Retail", NumberOfEmployees=400
+    )
+    fake.add_opportunity(
+        "Shopright - Support Renewal",
+        account,
+        OWNER,
+        Id=OPP,
+        products=("Support Renewal",),
+        Amount=250000.0,
+        StageName="Negotiation",
+        Probability=80,
+        CloseDate="2027-01-15",
+    )
     store = Store(settings.database_url)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake.register(rsps)
-        runtime = Runtime(settings, store=store, redis=redis,
-                          connectors={"salesforce": fake.connector()})  # fmt: skip
+        runtime = Runtime(
+            settings, store=store, redis=redis, connectors={"salesforce": fake.connector()}
+        )
         app = create_app(runtime=runtime)
         yield app.test_client(), runtime, fake
     jobs.use_runtime(None)
@@ -101,9 +120,13 @@ def test_redelivered_message_changes_nothing(world):
 
 @pytest.mark.parametrize(
     "fixture",
-    ["outbound__external_entity.xml", "outbound__billion_laughs.xml", "outbound__malformed.xml",
-     "outbound__wrong_org.xml"],
-)  # fmt: skip
+    [
+        "outbound__external_entity.xml",
+        "outbound__billion_laughs.xml",
+        "outbound__malformed.xml",
+        "outbound__wrong_org.xml",
+    ],
+)
 def test_hostile_or_foreign_messages_queue_nothing(world, fixture):
     client, runtime, fake = world
     response = _post(client, fixture)
@@ -117,7 +140,7 @@ def test_redis_down_answers_503_without_ack(world, tmp_path):
     client, runtime, _ = world
     runtime.redis.connection_pool.disconnect()
     state = client.application.extensions["onstrategy"]
-    from integration.queue import RedisIntake
+    from integration.jobs.intake import RedisIntake
 
     state.intake = RedisIntake(Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
     response = _post(client, "outbound_opportunity__one_notification.xml")

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from connectors.base import FieldMap
-from integration.events import ChangeEvent, QueueUnavailable
+from integration.domain.events import ChangeEvent, QueueUnavailable
 from integration.settings import Settings
 from webhooks import salesforce_soap
 from webhooks.salesforce import bp, starts_no_work

@@ -38,24 +38,45 @@ def clock() -> Clock:
 @pytest.fixture
 def crm(clock: Clock) -> SandboxConnector:
     sandbox = SandboxConnector(":memory:", clock=clock)
-    sandbox.add_owners([
-        {"id": "U-001", "name": "Margaret Chen", "email": "m@example.com", "team": "East"},
-        {"id": "U-004", "name": "Sean O'Brien", "email": "s@example.com",
-         "manager_id": "U-001", "team": "East"},
-    ])  # fmt: skip
-    sandbox.add_accounts([
-        {"id": "ACC-0001", "name": "Keystone Packaging", "industry": "Manufacturing",
-         "employees": 5000, "target_flag": True},
-        {"id": "ACC-0002", "name": "Summit Home Goods", "industry": "Retail", "employees": 300},
-    ])  # fmt: skip
+    sandbox.add_owners(
+        [
+            {"id": "U-001", "name": "Margaret Chen", "email": "m@example.com", "team": "East"},
+            {
+                "id": "U-004",
+                "name": "Sean O'Brien",
+                "email": "s@example.com",
+                "manager_id": "U-001",
+                "team": "East",
+            },
+        ]
+    )
+    sandbox.add_accounts(
+        [
+            {
+                "id": "ACC-0001",
+                "name": "Keystone Packaging",
+                "industry": "Manufacturing",
+                "employees": 5000,
+                "target_flag": True,
+            },
+            {"id": "ACC-0002", "name": "Summit Home Goods", "industry": "Retail", "employees": 300},
+        ]
+    )
     for n in range(1, 8):
         closed = n >= 6
         sandbox.add_opportunity(
-            f"OPP-{n:05d}", name=f"Deal {n}", account_id="ACC-0001" if n % 2 else "ACC-0002",
-            owner_id="U-004", amount=1000.0 * n, stage="Closed Won" if closed else "Proposal",
-            probability=100 if closed else 60, is_closed=closed, is_won=closed,
-            close_date=f"2026-0{n}-15", products=["Data Platform"] if n == 1 else [],
-        )  # fmt: skip
+            f"OPP-{n:05d}",
+            name=f"Deal {n}",
+            account_id="ACC-0001" if n % 2 else "ACC-0002",
+            owner_id="U-004",
+            amount=1000.0 * n,
+            stage="Closed Won" if closed else "Proposal",
+            probability=100 if closed else 60,
+            is_closed=closed,
+            is_won=closed,
+            close_date=f"2026-0{n}-15",
+            products=["Data Platform"] if n == 1 else [],
+        )
     return sandbox
 
 
@@ -134,8 +155,11 @@ def test_update_writes_only_given_fields_and_bumps_last_modified(
     assert [(r.ref, r.ok) for r in results] == [("OPP-00001", True), ("OPP-404", False)]
     (record,) = crm.read_opportunities(["OPP-00001"])
     assert record.current == {
-        "fit": "Off Strategy", "reason": None, "warning": "", "comp_eligible": True,
-    }  # fmt: skip
+        "fit": "Off Strategy",
+        "reason": None,
+        "warning": "",
+        "comp_eligible": True,
+    }
     assert record.modified_at.startswith("2026-11-01T09:01:00")
 
 
@@ -146,24 +170,31 @@ def test_update_refuses_fields_that_are_not_outputs(crm: SandboxConnector) -> No
 
 
 def _spec(key: str, opportunity_id: str = "OPP-00001") -> TaskSpec:
-    return TaskSpec(key, opportunity_id, "U-001", "Coach Sean O'Brien", "Review fit.",
-                    date(2026, 11, 4), "High")  # fmt: skip
+    return TaskSpec(
+        key, opportunity_id, "U-001", "Coach Sean O'Brien", "Review fit.", date(2026, 11, 4), "High"
+    )
 
 
 def test_task_lifecycle(crm: SandboxConnector) -> None:
     created = crm.create_tasks([_spec("k1"), _spec("k2"), _spec("k3"), _spec("k4", "OPP-404")])
     assert [(r.ref, r.ok, r.id) for r in created[:3]] == [
-        ("k1", True, "T-000001"), ("k2", True, "T-000002"), ("k3", True, "T-000003"),
-    ]  # fmt: skip
+        ("k1", True, "T-000001"),
+        ("k2", True, "T-000002"),
+        ("k3", True, "T-000003"),
+    ]
     assert not created[3].ok
     crm.complete_task("T-000002")
     crm.delete_task("T-000003")
     states = crm.task_states(["T-000001", "T-000002", "T-000003", "T-999999"])
     assert states == {
-        "T-000001": "open", "T-000002": "completed", "T-000003": "deleted", "T-999999": "deleted",
-    }  # fmt: skip
-    closed = crm.close_tasks([TaskClose("T-000001", "Deal is now on strategy."),
-                              TaskClose("T-000003", "gone")])  # fmt: skip
+        "T-000001": "open",
+        "T-000002": "completed",
+        "T-000003": "deleted",
+        "T-999999": "deleted",
+    }
+    closed = crm.close_tasks(
+        [TaskClose("T-000001", "Deal is now on strategy."), TaskClose("T-000003", "gone")]
+    )
     assert [r.ok for r in closed] == [True, False]
     task = crm.tasks("OPP-00001")[0]
     assert task["status"] == "Completed"

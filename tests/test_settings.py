@@ -47,8 +47,11 @@ def test_crm_list_and_detection():
         ("REDIS_URL", "localhost:6379", "ONSTRATEGY_REDIS_URL must be a redis/rediss/unix URL"),
         ("REDIS_URL", "http://localhost", "ONSTRATEGY_REDIS_URL must be a redis/rediss/unix URL"),
         ("HUBSPOT_API_URL", "ftp://x", "ONSTRATEGY_HUBSPOT_API_URL must be a http/https URL"),
-        ("SALESFORCE_INSTANCE_URL", "acme.my.salesforce.com",
-         "ONSTRATEGY_SALESFORCE_INSTANCE_URL must be a http/https URL"),
+        (
+            "SALESFORCE_INSTANCE_URL",
+            "acme.my.salesforce.com",
+            "ONSTRATEGY_SALESFORCE_INSTANCE_URL must be a http/https URL",
+        ),
         ("DATABASE_URL", "onstrategy.db", "ONSTRATEGY_DATABASE_URL must be a SQLAlchemy URL"),
         ("SALESFORCE_ORG_ID", "00D12345", "ONSTRATEGY_SALESFORCE_ORG_ID must be a 15- or 18-"),
         ("SALESFORCE_ORG_ID", "00D0000000000001", "ONSTRATEGY_SALESFORCE_ORG_ID must be a 15- or"),
@@ -58,7 +61,7 @@ def test_crm_list_and_detection():
         ("RECONCILE_INTERVAL_MINUTES", "-5", "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES must not"),
         ("RECONCILE_INTERVAL_MINUTES", "soon", "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES must be"),
     ],
-)  # fmt: skip
+)
 def test_wrong_settings_name_the_setting_and_value(name, value, message):
     text = error(**{name: value})
     assert text.startswith(message)
@@ -115,7 +118,7 @@ def test_settings_are_immutable():
 
 
 def test_app_start_up_stops_with_one_line_naming_the_setting(monkeypatch):
-    from integration.app import create_app
+    from integration.app.factory import create_app
 
     monkeypatch.setenv("ONSTRATEGY_CRM", "hubspto")
     with pytest.raises(SystemExit) as stopped:

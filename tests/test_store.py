@@ -5,17 +5,24 @@ from __future__ import annotations
 import json
 import threading
 
-from integration.model import Account, Decision, Facts, Opportunity, Owner, Warning
-from integration.store import DecisionEntry, Store
-from integration.store_models import TaskRow
+from integration.domain.model import Account, Decision, Facts, Opportunity, Owner, Warning
+from integration.store.database import DecisionEntry, Store
+from integration.store.models import TaskRow
 
 
 def entry(opp: str = "OPP-1", fit: str = "On Strategy", changes=None, **options) -> DecisionEntry:
     decision = Decision(
-        crm="sandbox", opportunity_id=opp, fit=fit, reason="because", fit_rule=fit,
-        warnings=(Warning("w", "Careful"),), comp_eligible=True, fired=("fit:x",),
-        ruleset_version="abc123", errors=("oops",),
-    )  # fmt: skip
+        crm="sandbox",
+        opportunity_id=opp,
+        fit=fit,
+        reason="because",
+        fit_rule=fit,
+        warnings=(Warning("w", "Careful"),),
+        comp_eligible=True,
+        fired=("fit:x",),
+        ruleset_version="abc123",
+        errors=("oops",),
+    )
     facts = Facts(
         "sandbox",
         Opportunity(id=opp, name="Deal", amount=1000.0, stage="Proposal"),
@@ -33,13 +40,15 @@ def test_migrate_twice_is_fine(store):
 
 def test_record_decision_and_writes(store):
     changes = {"fit": (None, "On Strategy"), "comp_eligible": ("false", True)}
-    decision_id = store.record(entry(changes=changes, event_key="evt-1",
-                                     target_list_version="t1"))  # fmt: skip
+    decision_id = store.record(entry(changes=changes, event_key="evt-1", target_list_version="t1"))
     row = store.latest("sandbox", "OPP-1")
     assert row.id == decision_id
     assert (row.fit, row.reason, row.warning, row.comp_eligible) == (
-        "On Strategy", "because", "Careful", True,
-    )  # fmt: skip
+        "On Strategy",
+        "because",
+        "Careful",
+        True,
+    )
     assert json.loads(row.fired) == ["fit:x"] and json.loads(row.errors) == ["oops"]
     assert (row.ruleset_version, row.target_list_version, row.event_key) == (
         "abc123",
@@ -47,8 +56,11 @@ def test_record_decision_and_writes(store):
         "evt-1",
     )
     assert (row.owner_name, row.team, row.account_name, row.on_target_list) == (
-        "Sean O'Brien", "East", "Acme", True,
-    )  # fmt: skip
+        "Sean O'Brien",
+        "East",
+        "Acme",
+        True,
+    )
     assert row.changed is True
     writes = store.writes_for([decision_id])
     assert [(w.field, w.old_value, w.new_value, w.status) for w in writes] == [
@@ -103,9 +115,15 @@ def task(
     opp: str = "OPP-1", rule: str = "big", rep: str = "U-4", status: str = "queued"
 ) -> TaskRow:
     return TaskRow(
-        crm="sandbox", opportunity_id=opp, rule=rule, rep_id=rep, assignee_id="U-1",
-        status=status, subject="s", body="b",
-    )  # fmt: skip
+        crm="sandbox",
+        opportunity_id=opp,
+        rule=rule,
+        rep_id=rep,
+        assignee_id="U-1",
+        status=status,
+        subject="s",
+        body="b",
+    )
 
 
 def test_reserve_release_and_cap(store):

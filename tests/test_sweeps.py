@@ -16,12 +16,12 @@ from rq import SimpleWorker
 from connectors.base import OpportunityQuery, TransientError
 from connectors.sandbox import SandboxConnector
 from connectors.sandbox_seed import seed
-from integration import jobs
-from integration.queue import make_queue
+from integration.jobs import handlers as jobs
+from integration.jobs.intake import make_queue
+from integration.jobs.schedule import JOB_ID, schedule_reconcile
+from integration.pipeline.sweep import SweepPlan, reconcile_plan, run_sweep, sync_targets
 from integration.runtime import Runtime
-from integration.schedule import JOB_ID, schedule_reconcile
 from integration.settings import Settings
-from integration.sweep import SweepPlan, reconcile_plan, run_sweep, sync_targets
 
 TODAY = date(2026, 11, 26)
 
@@ -58,7 +58,11 @@ def test_list_change_reaches_exactly_the_affected_opportunities(seeded, rules_di
     runtime, sandbox = seeded
     sync_targets(runtime, "sandbox")  # first sync: every open opportunity
     account = _off_list_account(runtime, sandbox)
-    mine = {r.id for r in _all(sandbox) if r.facts.account.id == account and not r.facts.opportunity.is_closed}  # noqa: E501
+    mine = {
+        r.id
+        for r in _all(sandbox)
+        if r.facts.account.id == account and not r.facts.opportunity.is_closed
+    }
     _add_to_target_csv(rules_dir, account)
     before = {r.id: dict(r.current) for r in _all(sandbox)}
     accounts, outcome = sync_targets(runtime, "sandbox")
@@ -75,8 +79,11 @@ def test_list_change_reaches_exactly_the_affected_opportunities(seeded, rules_di
 def test_frozen_deals_never_move(seeded, rules_dir):
     runtime, sandbox = seeded
     freeze = runtime.rulebook().ruleset.freeze_closed_before
-    frozen = [r for r in _all(sandbox) if r.facts.opportunity.is_closed
-              and r.facts.opportunity.close_date < freeze.isoformat()]  # fmt: skip
+    frozen = [
+        r
+        for r in _all(sandbox)
+        if r.facts.opportunity.is_closed and r.facts.opportunity.close_date < freeze.isoformat()
+    ]
     assert frozen
     before = {r.id: sandbox.opportunity_fields(r.id) for r in frozen}
     for record in frozen:
@@ -137,14 +144,19 @@ def test_second_reconcile_writes_nothing(seeded):
 
 
 def test_changed_list_file_queues_the_sync_by_itself(tmp_path, rules_dir, sqlite_store, redis_conn):
-    settings = Settings.from_env({
-        "ONSTRATEGY_RULES_DIR": str(rules_dir), "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
-        "ONSTRATEGY_DATABASE_URL": sqlite_store.url, "ONSTRATEGY_CRM": "sandbox",
-    })  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(rules_dir),
+            "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
+            "ONSTRATEGY_CRM": "sandbox",
+        }
+    )
     sandbox = SandboxConnector(str(tmp_path / "crm.db"))
     seed(sandbox, accounts=80, opportunities=200, today=TODAY)
-    runtime = Runtime(settings, store=sqlite_store, redis=redis_conn,
-                      connectors={"sandbox": sandbox})  # fmt: skip
+    runtime = Runtime(
+        settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
+    )
     jobs.use_runtime(runtime)
     sync_targets(runtime, "sandbox")
     account = _off_list_account(runtime, sandbox)
@@ -153,17 +165,29 @@ def test_changed_list_file_queues_the_sync_by_itself(tmp_path, rules_dir, sqlite
     queue = make_queue(redis_conn)
     assert queue.count == 1
     SimpleWorker([queue], connection=redis_conn).work(burst=True)
-    opps = [r for r in _all(sandbox) if r.facts.account.id == account and not r.facts.opportunity.is_closed]  # noqa: E501
+    opps = [
+        r
+        for r in _all(sandbox)
+        if r.facts.account.id == account and not r.facts.opportunity.is_closed
+    ]
     assert opps and all(r.current["comp_eligible"] in (True, 1) for r in opps)
 
 
 def test_scheduled_reconcile_is_scheduled_once(tmp_path, rules_dir, sqlite_store, redis_conn):
-    settings = Settings.from_env({
-        "ONSTRATEGY_RULES_DIR": str(rules_dir), "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
-        "ONSTRATEGY_DATABASE_URL": sqlite_store.url, "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
-    })  # fmt: skip
-    runtime = Runtime(settings, store=sqlite_store, redis=redis_conn,
-                      connectors={"sandbox": SandboxConnector(":memory:")})  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(rules_dir),
+            "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
+            "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
+        }
+    )
+    runtime = Runtime(
+        settings,
+        store=sqlite_store,
+        redis=redis_conn,
+        connectors={"sandbox": SandboxConnector(":memory:")},
+    )
     assert schedule_reconcile(runtime) is True
     assert schedule_reconcile(runtime) is False  # a second worker adds nothing
     assert make_queue(redis_conn).scheduled_job_registry.get_job_ids() == [JOB_ID]
@@ -172,16 +196,21 @@ def test_scheduled_reconcile_is_scheduled_once(tmp_path, rules_dir, sqlite_store
 def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the_next(
     tmp_path, rules_dir, sqlite_store, redis_conn
 ):
-    from integration.schedule import scheduled_reconcile
+    from integration.jobs.schedule import scheduled_reconcile
 
-    settings = Settings.from_env({
-        "ONSTRATEGY_RULES_DIR": str(rules_dir), "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
-        "ONSTRATEGY_DATABASE_URL": sqlite_store.url, "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
-    })  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(rules_dir),
+            "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
+            "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
+        }
+    )
     sandbox = SandboxConnector(str(tmp_path / "crm.db"))
     seed(sandbox, accounts=80, opportunities=200, today=TODAY)
-    runtime = Runtime(settings, store=sqlite_store, redis=redis_conn,
-                      connectors={"sandbox": sandbox})  # fmt: skip
+    runtime = Runtime(
+        settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
+    )
     jobs.use_runtime(runtime)
     first = scheduled_reconcile()
     assert first["sandbox"] > 0  # no watermark yet: every open opportunity
@@ -197,14 +226,19 @@ def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the
 def test_transient_failure_of_a_target_sync_is_retried_with_the_same_arguments(
     tmp_path, rules_dir, sqlite_store, redis_conn
 ):
-    settings = Settings.from_env({
-        "ONSTRATEGY_RULES_DIR": str(rules_dir), "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
-        "ONSTRATEGY_DATABASE_URL": sqlite_store.url, "ONSTRATEGY_CRM": "sandbox",
-    })  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(rules_dir),
+            "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
+            "ONSTRATEGY_CRM": "sandbox",
+        }
+    )
     sandbox = _Interrupted(str(tmp_path / "crm.db"), pages=0)
     seed(sandbox, accounts=80, opportunities=200, today=TODAY)
-    runtime = Runtime(settings, store=sqlite_store, redis=redis_conn,
-                      connectors={"sandbox": sandbox})  # fmt: skip
+    runtime = Runtime(
+        settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
+    )
     jobs.use_runtime(runtime)
     assert jobs.sync_targets("sandbox")["retry"] == 2
     registry = make_queue(redis_conn).scheduled_job_registry

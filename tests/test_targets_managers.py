@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from integration.managers import load_managers
-from integration.model import Account, Facts, Opportunity, Owner
-from integration.sfid import same, to18
-from integration.targets import load_targets
+from integration.domain.model import Account, Facts, Opportunity, Owner
+from integration.domain.sfid import same, to18
+from integration.engine.managers import load_managers
+from integration.engine.targets import load_targets
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -105,9 +105,10 @@ def test_salesforce_18_char_id_in_file_matches_15_char_id(tmp_path):
 
 def test_same_salesforce_account_in_both_forms_with_different_names_conflicts(tmp_path):
     path = write(
-        tmp_path, "t.csv",
+        tmp_path,
+        "t.csv",
         "crm,account_id,name\nsalesforce,001D000000IqhSL,Acme\nsalesforce,001D000000IqhSLIAZ,Other\n",
-    )  # fmt: skip
+    )
     targets, problems = load_targets(path, crm_field=True)
     assert targets is None
     assert [(p.line, "listed on line 2" in p.message) for p in problems] == [(3, True)]

@@ -21,7 +21,7 @@ from flask import Blueprint, Response, current_app, request
 
 from connectors.base import FieldMap
 from connectors.hubspot_facts import DEAL_PROPERTIES
-from integration.events import ChangeEvent, QueueUnavailable
+from integration.domain.events import ChangeEvent, QueueUnavailable
 from webhooks.hubspot_signature import InvalidSignature, verify
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,15 @@ def receive() -> Response | tuple[Any, int]:
     if body is None:
         return {"error": "body over 1 MiB"}, 413
     try:
-        verify(request.headers, ext.settings.hubspot_client_secret, request.method,
-               _signed_uri(ext.settings), body, now_ms=int(time.time() * 1000),
-               allow_v1v2=ext.settings.hubspot_allow_v1v2)
+        verify(
+            request.headers,
+            ext.settings.hubspot_client_secret,
+            request.method,
+            _signed_uri(ext.settings),
+            body,
+            now_ms=int(time.time() * 1000),
+            allow_v1v2=ext.settings.hubspot_allow_v1v2,
+        )
     except InvalidSignature as exc:
         log.warning("hubspot webhook rejected: %s", exc)
         return {"error": "invalid signature"}, 401
@@ -117,15 +123,30 @@ def _require(event: Any, names: tuple[str, ...]) -> None:
 def change(event: dict, kind: str, object_id: Any, fields: tuple[str, ...] = ()) -> ChangeEvent:
     """A change event keyed by the composite the reference recommends (``eventId`` alone
     is not guaranteed unique); redeliveries of one notification get the same key."""
-    parts = [event.get(k) for k in ("portalId", "subscriptionId", "eventId", "objectId",
-                                    "propertyName", "propertyValue", "occurredAt")]
+    parts = [
+        event.get(k)
+        for k in (
+            "portalId",
+            "subscriptionId",
+            "eventId",
+            "objectId",
+            "propertyName",
+            "propertyValue",
+            "occurredAt",
+        )
+    ]
     parts += [kind, str(object_id)]
     digest = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
     extra = {k: str(event[k]) for k in ("portalId", "changeSource", "sourceId") if k in event}
     return ChangeEvent(
-        crm="hubspot", kind=kind, object_id=str(object_id), key=f"hubspot:{digest}",
-        changed_fields=fields, occurred_at=_iso(event.get("occurredAt")),
-        source=f"hubspot:{event['subscriptionType']}", extra=extra,
+        crm="hubspot",
+        kind=kind,
+        object_id=str(object_id),
+        key=f"hubspot:{digest}",
+        changed_fields=fields,
+        occurred_at=_iso(event.get("occurredAt")),
+        source=f"hubspot:{event['subscriptionType']}",
+        extra=extra,
     )
 
 
@@ -222,8 +243,14 @@ EVENT_TO_PARSER: dict[str, Parser] = {
     "company.associationChange": company_association,
     **{
         f"object.{action}": generic_object(action)
-        for action in ("creation", "deletion", "propertyChange", "associationChange",
-                       "merge", "restore")
+        for action in (
+            "creation",
+            "deletion",
+            "propertyChange",
+            "associationChange",
+            "merge",
+            "restore",
+        )
     },
 }
 

@@ -20,8 +20,18 @@ MAX_AGE_MS = 5 * 60 * 1000
 
 # The only escapes HubSpot decodes before signing the URI (v3 rule 2).
 URI_DECODE = {
-    "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
-    "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
 }
 _ESCAPE = re.compile("|".join(URI_DECODE), re.IGNORECASE)
 
@@ -88,7 +98,12 @@ def verify(
 
 
 def _check_v3(
-    signature: str, timestamp: str | None, secret: str, method: str, uri: str, body: bytes,
+    signature: str,
+    timestamp: str | None,
+    secret: str,
+    method: str,
+    uri: str,
+    body: bytes,
     now_ms: int,
 ) -> None:
     if not timestamp or not timestamp.strip().isdigit():

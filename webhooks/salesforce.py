@@ -20,9 +20,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from integration.events import ChangeEvent, QueueUnavailable
-from integration.model import OUTPUT_FIELDS
-from integration.sfid import same, to18
+from integration.domain.events import ChangeEvent, QueueUnavailable
+from integration.domain.model import OUTPUT_FIELDS
+from integration.domain.sfid import same, to18
 from webhooks import salesforce_soap as soap
 from webhooks import signed_events
 

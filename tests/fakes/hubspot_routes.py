@@ -18,9 +18,16 @@ MAX_BATCH = 100
 SEARCH_CAP = 10_000
 DEFAULT_RETURNED = ("hs_object_id", "createdate", "hs_lastmodifieddate")
 SINGULAR = {"deals": "DEAL", "companies": "COMPANY", "line_items": "LINE_ITEM", "tasks": "TASK"}
-OBJECT_ALIASES = {"deal": "deals", "company": "companies", "line_item": "line_items",
-                  "task": "tasks", "0-3": "deals", "0-2": "companies", "0-8": "line_items",
-                  "0-27": "tasks"}
+OBJECT_ALIASES = {
+    "deal": "deals",
+    "company": "companies",
+    "line_item": "line_items",
+    "task": "tasks",
+    "0-3": "deals",
+    "0-2": "companies",
+    "0-8": "line_items",
+    "0-27": "tasks",
+}
 
 
 def as_string(value: Any) -> str:
@@ -34,8 +41,13 @@ def now_iso() -> str:
 
 
 def error(status: int, message: str, category: str = "VALIDATION_ERROR", **extra: Any) -> dict:
-    return {"status": "error", "message": message, "correlationId": "fake-correlation",
-            "category": category, **extra}
+    return {
+        "status": "error",
+        "message": message,
+        "correlationId": "fake-correlation",
+        "category": category,
+        **extra,
+    }
 
 
 def _object_type(name: str) -> str:
@@ -51,8 +63,13 @@ def _view(record: dict, wanted: list[str] | None) -> dict:
 
 def _batch_reply(results: list, errors: list, ok_status: int = 200) -> tuple:
     stamp = now_iso()
-    body = {"status": "COMPLETE", "results": results, "requestedAt": stamp,
-            "startedAt": stamp, "completedAt": stamp}
+    body = {
+        "status": "COMPLETE",
+        "results": results,
+        "requestedAt": stamp,
+        "startedAt": stamp,
+        "completedAt": stamp,
+    }
     if errors:
         body |= {"errors": errors, "numErrors": len(errors)}
         return 207, {}, body
@@ -61,8 +78,11 @@ def _batch_reply(results: list, errors: list, ok_status: int = 200) -> tuple:
 
 def _too_many(inputs: list) -> tuple | None:
     if len(inputs) > MAX_BATCH:
-        return 400, {}, error(400, f"Batch input must contain at most {MAX_BATCH} inputs; "
-                                   f"got {len(inputs)}.")
+        return (
+            400,
+            {},
+            error(400, f"Batch input must contain at most {MAX_BATCH} inputs; got {len(inputs)}."),
+        )
     return None
 
 
@@ -79,9 +99,19 @@ def batch_read(state: Any, m: re.Match, query: dict, body: dict) -> tuple:
             missing.append(str(item["id"]))
         else:
             found.append(_view(record, body.get("properties")))
-    errors = [error(404, f"Could not get some {SINGULAR[object_type]} objects, they may be "
-                         "deleted or not exist. Check that ids are valid.",
-                    "OBJECT_NOT_FOUND", context={"ids": missing})] if missing else []
+    errors = (
+        [
+            error(
+                404,
+                f"Could not get some {SINGULAR[object_type]} objects, they may be "
+                "deleted or not exist. Check that ids are valid.",
+                "OBJECT_NOT_FOUND",
+                context={"ids": missing},
+            )
+        ]
+        if missing
+        else []
+    )
     return _batch_reply(found, errors)
 
 
@@ -91,7 +121,7 @@ def batch_update(state: Any, m: re.Match, query: dict, body: dict) -> tuple:
     if (refused := _too_many(inputs)) is not None:
         return refused
     for item in inputs:
-        if (problem := _invalid_values(state, object_type, item.get("properties") or {})):
+        if problem := _invalid_values(state, object_type, item.get("properties") or {}):
             return 400, {}, error(400, problem)
     results, errors = [], []
     for item in inputs:
@@ -99,9 +129,14 @@ def batch_update(state: Any, m: re.Match, query: dict, body: dict) -> tuple:
         reason = state.fail_updates.get(str(item["id"]))
         if record is None or record["archived"] or reason:
             message = reason or f"Object {item['id']} not found"
-            errors.append(error(400 if reason else 404, message,
-                                "VALIDATION_ERROR" if reason else "OBJECT_NOT_FOUND",
-                                context={"ids": [str(item["id"])]}))
+            errors.append(
+                error(
+                    400 if reason else 404,
+                    message,
+                    "VALIDATION_ERROR" if reason else "OBJECT_NOT_FOUND",
+                    context={"ids": [str(item["id"])]},
+                )
+            )
             continue
         stamp = now_iso()
         record["properties"].update({k: as_string(v) for k, v in item["properties"].items()})
@@ -134,17 +169,28 @@ def batch_create_tasks(state: Any, m: re.Match, query: dict, body: dict) -> tupl
             return 400, {}, error(400, "Property hs_timestamp is required.")
         for association in item.get("associations") or []:
             types = association.get("types") or []
-            if not any(t.get("associationTypeId") == 216
-                       and t.get("associationCategory") == "HUBSPOT_DEFINED" for t in types):
+            if not any(
+                t.get("associationTypeId") == 216
+                and t.get("associationCategory") == "HUBSPOT_DEFINED"
+                for t in types
+            ):
                 return 400, {}, error(400, "Invalid association type for task to deal.")
             if str(association["to"]["id"]) not in state.objects["deals"]:
                 return 400, {}, error(400, f"Deal {association['to']['id']} does not exist.")
         task_id = state.new_id()
         stamp = now_iso()
-        record = {"id": task_id, "createdAt": stamp, "updatedAt": stamp, "archived": False,
-                  "properties": {**{k: as_string(v) for k, v in props.items()},
-                                 "hs_object_id": task_id, "createdate": stamp,
-                                 "hs_lastmodifieddate": stamp}}
+        record = {
+            "id": task_id,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "archived": False,
+            "properties": {
+                **{k: as_string(v) for k, v in props.items()},
+                "hs_object_id": task_id,
+                "createdate": stamp,
+                "hs_lastmodifieddate": stamp,
+            },
+        }
         state.objects["tasks"][task_id] = record
         for association in item.get("associations") or []:
             state.associate("tasks", task_id, "deals", str(association["to"]["id"]))
@@ -164,18 +210,29 @@ def associations_read(state: Any, m: re.Match, query: dict, body: dict) -> tuple
     results, errors = [], []
     for item in inputs:
         targets = state.associations.get((from_type, to_type, str(item["id"])), {})
-        live = {k: v for k, v in targets.items()
-                if k in state.objects[to_type] and not state.objects[to_type][k]["archived"]}
+        live = {
+            k: v
+            for k, v in targets.items()
+            if k in state.objects[to_type] and not state.objects[to_type][k]["archived"]
+        }
         if not live:
-            errors.append(error(404, f"No {SINGULAR[to_type].lower()} is associated with "
-                                     f"{SINGULAR[from_type].lower()} {item['id']}.",
-                                "OBJECT_NOT_FOUND",
-                                subCategory="crm.associations.NO_ASSOCIATIONS_FOUND",
-                                context={"fromObjectId": [str(item["id"])]}))
+            errors.append(
+                error(
+                    404,
+                    f"No {SINGULAR[to_type].lower()} is associated with "
+                    f"{SINGULAR[from_type].lower()} {item['id']}.",
+                    "OBJECT_NOT_FOUND",
+                    subCategory="crm.associations.NO_ASSOCIATIONS_FOUND",
+                    context={"fromObjectId": [str(item["id"])]},
+                )
+            )
             continue
-        results.append({"from": {"id": str(item["id"])},
-                        "to": [{"toObjectId": int(k), "associationTypes": v}
-                               for k, v in live.items()]})
+        results.append(
+            {
+                "from": {"id": str(item["id"])},
+                "to": [{"toObjectId": int(k), "associationTypes": v} for k, v in live.items()],
+            }
+        )
     return _batch_reply(results, errors)
 
 
@@ -187,14 +244,19 @@ def search(state: Any, m: re.Match, query: dict, body: dict) -> tuple:
     limit, after = int(body.get("limit") or 10), int(body.get("after") or 0)
     if limit > 200 or after + limit > SEARCH_CAP:
         return 400, {}, error(400, "Search results are limited to 10,000 per query.")
-    records = [r for r in state.objects[object_type].values()
-               if not r["archived"] and (not groups or any(_group(state, object_type, r, g)
-                                                          for g in groups))]
+    records = [
+        r
+        for r in state.objects[object_type].values()
+        if not r["archived"]
+        and (not groups or any(_group(state, object_type, r, g) for g in groups))
+    ]
     for sort in body.get("sorts") or [{"propertyName": "hs_object_id"}]:
         key = sort.get("propertyName", "hs_object_id")
-        records.sort(key=lambda r, k=key: _sortable(r["properties"].get(k)),
-                     reverse=sort.get("direction") == "DESCENDING")
-    page = records[after:after + limit]
+        records.sort(
+            key=lambda r, k=key: _sortable(r["properties"].get(k)),
+            reverse=sort.get("direction") == "DESCENDING",
+        )
+    page = records[after : after + limit]
     reply = {"total": len(records), "results": [_view(r, body.get("properties")) for r in page]}
     if after + limit < len(records):
         reply["paging"] = {"next": {"after": str(after + limit)}}
@@ -223,8 +285,12 @@ def _filter(state: Any, object_type: str, record: dict, f: dict) -> bool:
         return op == "NEQ"
     a, b = _sortable(actual), _sortable(f.get("value"))
     compare: dict[str, Callable[[Any, Any], bool]] = {
-        "EQ": lambda x, y: x == y, "NEQ": lambda x, y: x != y, "GT": lambda x, y: x > y,
-        "GTE": lambda x, y: x >= y, "LT": lambda x, y: x < y, "LTE": lambda x, y: x <= y,
+        "EQ": lambda x, y: x == y,
+        "NEQ": lambda x, y: x != y,
+        "GT": lambda x, y: x > y,
+        "GTE": lambda x, y: x >= y,
+        "LT": lambda x, y: x < y,
+        "LTE": lambda x, y: x <= y,
     }
     return compare[op](a, b)
 
@@ -248,7 +314,7 @@ def _sortable(value: Any) -> tuple:
 def owners(state: Any, m: re.Match, query: dict, body: Any) -> tuple:
     limit = int((query.get("limit") or ["100"])[0])
     after = int((query.get("after") or ["0"])[0])
-    page = state.owners[after:after + limit]
+    page = state.owners[after : after + limit]
     reply: dict[str, Any] = {"results": page}
     if after + limit < len(state.owners):
         reply["paging"] = {"next": {"after": str(after + limit)}}
@@ -274,8 +340,11 @@ def property_create(state: Any, m: re.Match, query: dict, body: dict) -> tuple:
     if body["groupName"] not in state.groups.get(object_type, {}):
         return 400, {}, error(400, f"Property group {body['groupName']} does not exist.")
     if body["name"] in state.properties.get(object_type, {}):
-        return 409, {}, error(409, f"Property {body['name']} already exists.",
-                              "OBJECT_ALREADY_EXISTS")
+        return (
+            409,
+            {},
+            error(409, f"Property {body['name']} already exists.", "OBJECT_ALREADY_EXISTS"),
+        )
     spec = {**body, "options": body.get("options") or [], "createdAt": now_iso()}
     state.properties.setdefault(object_type, {})[body["name"]] = spec
     return 201, {}, spec

@@ -144,30 +144,52 @@ class FakeHubSpot:
     # -- seeding -------------------------------------------------------------
 
     def add_owner(
-        self, owner_id: str, first: str = "", last: str = "", email: str = "",
+        self,
+        owner_id: str,
+        first: str = "",
+        last: str = "",
+        email: str = "",
         teams: list[dict] | None = None,
     ) -> dict:
         owner = {
-            "id": str(owner_id), "email": email, "firstName": first, "lastName": last,
+            "id": str(owner_id),
+            "email": email,
+            "firstName": first,
+            "lastName": last,
             "userId": int(owner_id) + 1000 if str(owner_id).isdigit() else None,
-            "type": "PERSON", "archived": False, "teams": teams or [],
-            "createdAt": now_iso(), "updatedAt": now_iso(),
+            "type": "PERSON",
+            "archived": False,
+            "teams": teams or [],
+            "createdAt": now_iso(),
+            "updatedAt": now_iso(),
         }
         self.state.owners.append(owner)
         return owner
 
     def add_pipeline(self, pipeline_id: str, label: str, stages: list[tuple]) -> None:
         """``stages``: ``(id, label, probability fraction string, isClosed string)``."""
-        self.state.pipelines.append({
-            "id": pipeline_id, "label": label, "displayOrder": len(self.state.pipelines),
-            "archived": False, "createdAt": now_iso(), "updatedAt": now_iso(),
-            "stages": [
-                {"id": sid, "label": slabel, "displayOrder": i, "archived": False,
-                 "metadata": {"probability": prob, "isClosed": closed},
-                 "createdAt": now_iso(), "updatedAt": now_iso()}
-                for i, (sid, slabel, prob, closed) in enumerate(stages)
-            ],
-        })
+        self.state.pipelines.append(
+            {
+                "id": pipeline_id,
+                "label": label,
+                "displayOrder": len(self.state.pipelines),
+                "archived": False,
+                "createdAt": now_iso(),
+                "updatedAt": now_iso(),
+                "stages": [
+                    {
+                        "id": sid,
+                        "label": slabel,
+                        "displayOrder": i,
+                        "archived": False,
+                        "metadata": {"probability": prob, "isClosed": closed},
+                        "createdAt": now_iso(),
+                        "updatedAt": now_iso(),
+                    }
+                    for i, (sid, slabel, prob, closed) in enumerate(stages)
+                ],
+            }
+        )
 
     def add_company(self, company_id: str, **props: Any) -> dict:
         return self._add("companies", company_id, props)
@@ -179,8 +201,13 @@ class FakeHubSpot:
         return item
 
     def add_deal(
-        self, deal_id: str, *, company: str | None = None, companies: tuple[str, ...] = (),
-        line_items: tuple[str, ...] = (), **props: Any,
+        self,
+        deal_id: str,
+        *,
+        company: str | None = None,
+        companies: tuple[str, ...] = (),
+        line_items: tuple[str, ...] = (),
+        **props: Any,
     ) -> dict:
         """A deal; ``company`` is its primary company, ``companies`` non-primary ones,
         ``line_items`` names of line items created for it."""
@@ -212,16 +239,29 @@ class FakeHubSpot:
         self.state.objects[object_type][str(object_id)]["archived"] = True
 
     def fail_next(
-        self, status: int, count: int = 1, *, headers: dict[str, str] | None = None,
-        body: dict | None = None, path: str | None = None,
+        self,
+        status: int,
+        count: int = 1,
+        *,
+        headers: dict[str, str] | None = None,
+        body: dict | None = None,
+        path: str | None = None,
     ) -> None:
         """Answer the next ``count`` requests (whose path contains ``path``) with ``status``."""
-        default = {"status": "error", "message": f"fake failure {status}",
-                   "correlationId": "fake", "category": "FAKE"}
+        default = {
+            "status": "error",
+            "message": f"fake failure {status}",
+            "correlationId": "fake",
+            "category": "FAKE",
+        }
         if status == 429:
-            default = {"status": "error", "errorType": "RATE_LIMIT", "correlationId": "fake",
-                       "message": "You have reached your ten_secondly_rolling limit.",
-                       "policyName": "TEN_SECONDLY_ROLLING"}
+            default = {
+                "status": "error",
+                "errorType": "RATE_LIMIT",
+                "correlationId": "fake",
+                "message": "You have reached your ten_secondly_rolling limit.",
+                "policyName": "TEN_SECONDLY_ROLLING",
+            }
         self._failures.append(Failure(status, headers or {}, body or default, path, count))
 
     # -- inspection ----------------------------------------------------------
@@ -242,8 +282,7 @@ class FakeHubSpot:
     def calls(self, method: str | None = None, path: str = "") -> list[Request]:
         """Recorded requests, optionally only one method and paths containing ``path``."""
         return [
-            r for r in self.requests
-            if (method is None or r.method == method) and path in r.path
+            r for r in self.requests if (method is None or r.method == method) and path in r.path
         ]
 
     # -- internals -----------------------------------------------------------
@@ -252,21 +291,35 @@ class FakeHubSpot:
         stamp = now_iso()
         strings = {k: routes.as_string(v) for k, v in props.items() if v is not None}
         strings.update(hs_object_id=str(object_id), createdate=stamp, hs_lastmodifieddate=stamp)
-        record = {"id": str(object_id), "properties": strings, "createdAt": stamp,
-                  "updatedAt": stamp, "archived": False}
+        record = {
+            "id": str(object_id),
+            "properties": strings,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "archived": False,
+        }
         self.state.objects[object_type][str(object_id)] = record
         return record
 
     def _seed(self) -> None:
         self.add_pipeline("default", "Sales Pipeline", DEFAULT_STAGES)
-        self.add_property("companies", {
-            "name": "industry", "label": "Industry", "type": "enumeration", "fieldType": "select",
-            "groupName": "companyinformation",
-            "options": [{"label": label, "value": value, "displayOrder": i, "hidden": False}
-                        for i, (value, label) in enumerate(DEFAULT_INDUSTRIES)],
-        })
-        self.state.groups["deals"] = {"dealinformation": {"name": "dealinformation",
-                                                          "label": "Deal information"}}
+        self.add_property(
+            "companies",
+            {
+                "name": "industry",
+                "label": "Industry",
+                "type": "enumeration",
+                "fieldType": "select",
+                "groupName": "companyinformation",
+                "options": [
+                    {"label": label, "value": value, "displayOrder": i, "hidden": False}
+                    for i, (value, label) in enumerate(DEFAULT_INDUSTRIES)
+                ],
+            },
+        )
+        self.state.groups["deals"] = {
+            "dealinformation": {"name": "dealinformation", "label": "Deal information"}
+        }
 
     def _take_failure(self, path: str) -> Failure | None:
         for failure in self._failures:
@@ -285,8 +338,13 @@ class FakeHubSpot:
         self.requests.append(Request(method, parts.path, parse_qs(parts.query), payload, headers))
         expected = f"Bearer {self.token}" if self.token else None
         if expected and headers.get("authorization") != expected:
-            return 401, {}, routes.error(401, "Authentication credentials not found.",
-                                         "INVALID_AUTHENTICATION")
+            return (
+                401,
+                {},
+                routes.error(
+                    401, "Authentication credentials not found.", "INVALID_AUTHENTICATION"
+                ),
+            )
         failure = self._take_failure(parts.path)
         if failure is not None:
             return failure.status, failure.headers, failure.body

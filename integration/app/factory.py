@@ -1,0 +1,119 @@
+"""The Flask app factory: webhooks, health, metrics, admin API and dashboard.
+
+In production: ``gunicorn 'integration.app:create_app()'``. Settings are read and
+validated once here; a wrong one stops start-up with a line naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, jsonify
+
+from connectors.base import FieldMap
+from integration.app.admin import bp as admin_bp
+from integration.app.metrics import Metrics
+from integration.jobs.intake import make_intake
+from integration.runtime import Runtime
+from integration.settings import Settings, SettingsError
+
+MAX_BODY = 1024 * 1024  # webhooks answer 413 above 1 MiB
+
+
+@dataclass
+class AppState:
+    """What views reach through ``current_app.extensions["onstrategy"]``."""
+
+    settings: Settings
+    runtime: Runtime
+    intake: Any
+    metrics: Metrics
+
+    def fields(self, crm: str) -> FieldMap:
+        return self.runtime.fields(crm)
+
+
+def create_app(
+    settings: Settings | None = None, runtime: Runtime | None = None, intake: Any = None
+) -> Flask:
+    settings = settings or (runtime.settings if runtime else _settings_or_exit())
+    runtime = runtime or Runtime(settings)
+    runtime.store.migrate()
+    from integration.jobs import handlers as jobs
+
+    jobs.use_runtime(runtime)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    state = AppState(settings, runtime, intake or make_intake(runtime), Metrics())
+    app.extensions["onstrategy"] = state
+    _register_blueprints(app)
+    _register_health(app, state)
+    state.metrics.instrument(app)
+    return app
+
+
+def _settings_or_exit() -> Settings:
+    """Settings from the environment; a wrong one stops start-up with one line naming it."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"onstrategy: {exc}") from None
+
+
+def _register_blueprints(app: Flask) -> None:
+    from webhooks.hubspot import bp as hubspot_bp
+    from webhooks.salesforce import bp as salesforce_bp
+
+    app.register_blueprint(hubspot_bp)
+    app.register_blueprint(salesforce_bp)
+    app.register_blueprint(admin_bp)
+
+
+def _register_health(app: Flask, state: AppState) -> None:
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        missing = readiness_problems(state.runtime)
+        body = {
+            "ready": not missing,
+            "missing": missing,
+            "warnings": rules_warnings(state.runtime),
+            "ruleset": (rb.version if (rb := state.runtime.rules.current()) else None),
+        }
+        return jsonify(body), 200 if not missing else 503
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return state.metrics.response(state.runtime)
+
+
+def readiness_problems(runtime: Runtime) -> list[str]:
+    """What stops the service from doing its work right now, in words."""
+    missing = []
+    if runtime.redis is not None:
+        try:
+            runtime.redis.ping()
+        except Exception as exc:
+            missing.append(f"redis: {exc}")
+    try:
+        runtime.store.ping()
+    except Exception as exc:
+        missing.append(f"store: {str(exc).splitlines()[0]}")
+    if runtime.rules.current() is None:
+        problems = "; ".join(str(p) for p in runtime.rules.problems[:5])
+        missing.append(f"ruleset: no valid ruleset loaded: {problems}")
+    return missing
+
+
+def rules_warnings(runtime: Runtime) -> list[str]:
+    """Invalid rule files while the last good ruleset stays in force."""
+    rulebook = runtime.rules.current()
+    if rulebook is None or not runtime.rules.problems:
+        return []
+    return [f"rule files are invalid; keeping ruleset {rulebook.version}"] + [
+        str(p) for p in runtime.rules.problems[:10]
+    ]

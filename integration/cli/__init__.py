@@ -1,0 +1,5 @@
+"""The ``onstrategy`` command line."""
+
+from integration.cli.commands import main
+
+__all__ = ["main"]

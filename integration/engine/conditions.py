@@ -1,0 +1,158 @@
+"""CEL conditions: compiled once per ruleset, checked against the declared variables.
+
+Two CEL libraries, each for what it does best (measured in ``bench/cel_engines.py``):
+
+* ``common-expression-language`` (Rust) compiles and evaluates. It is fast, but it
+  reports an undefined name only when evaluation reaches it, so ``false &&
+  acount.x`` would silently be false.
+* ``cel-python``'s parser gives the syntax tree, which is walked here to reject
+  every name and field that :mod:`integration.engine.variables` does not declare, at
+  check time, wherever it stands in the expression.
+
+Type errors (``opportunity.amount > "big"``) are found by evaluating each
+condition against typed sample variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+from celpy import celparser
+from lark import Token, Tree
+
+from integration.engine.variables import BINDING_MACROS, RECORD_FIELDS, SCALARS
+
+_PARSER = celparser.CELParser()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a condition in one place of the rule file may name."""
+
+    segments: Collection[str]
+    fit: bool = False
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A compiled CEL condition and where it was written."""
+
+    source: str
+    line: int
+    program: Any  # cel.Program
+
+    def holds(self, context: Any) -> bool:
+        """Evaluate against a ``cel.Context``; a non-boolean result is an error."""
+        result = self.program.execute(context)
+        if not isinstance(result, bool):
+            raise TypeError(f"condition gave {type(result).__name__}, not true/false")
+        return result
+
+
+def compile_condition(source: Any, line: int, scope: Scope) -> tuple[Condition | None, list[str]]:
+    """Compile ``source``; return the condition (or ``None``) and problems in words."""
+    if isinstance(source, bool):
+        source = "true" if source else "false"
+    if not isinstance(source, str) or not source.strip():
+        return None, [f"a condition must be a CEL expression in text; got {source!r}"]
+    try:
+        program = cel.compile(source)
+    except ValueError as exc:
+        return None, [f"bad CEL expression: {_first_error_line(str(exc))}"]
+    problems = unknown_names(source, scope)
+    return (None if problems else Condition(source, line, program)), problems
+
+
+def _first_error_line(message: str) -> str:
+    for line in message.splitlines():
+        if "ERROR:" in line:
+            return line.split("ERROR:", 1)[1].strip().replace("<input>:", "column ")
+    return message.splitlines()[0] if message else "syntax error"
+
+
+def unknown_names(source: str, scope: Scope) -> list[str]:
+    """Names and fields the expression uses that are not declared for ``scope``."""
+    try:
+        tree = _PARSER.parse(source)
+    except Exception as exc:  # cel-python and the Rust parser disagree on an edge
+        return [f"bad CEL expression: {str(exc).splitlines()[0]}"]
+    bound = set(_bound_names(tree))
+    roots = set(RECORD_FIELDS) | set(SCALARS) | {"segment"} | ({"fit"} if scope.fit else set())
+    problems: list[str] = []
+    for name in _idents(tree):
+        if name not in roots and name not in bound:
+            problems.append(_unknown_variable(name, scope))
+    for root, field in _selections(tree):
+        problems.extend(_field_problem(root, field, scope))
+    return list(dict.fromkeys(problems))
+
+
+def _unknown_variable(name: str, scope: Scope) -> str:
+    if name == "fit":
+        return "'fit' is only known in warnings, coaching and compensation"
+    known = ", ".join(
+        sorted([*RECORD_FIELDS, *SCALARS, "segment"]) + (["fit"] if scope.fit else [])
+    )
+    return f"unknown variable '{name}' (known: {known})"
+
+
+def _field_problem(root: str, field: str, scope: Scope) -> list[str]:
+    if root == "segment":
+        if field not in scope.segments:
+            known = ", ".join(scope.segments) or "none defined before this point"
+            return [f"unknown segment 'segment.{field}' (known: {known})"]
+        return []
+    declared = RECORD_FIELDS.get(root)
+    if declared is not None and field not in declared:
+        return [f"unknown field '{root}.{field}' (known: {', '.join(declared)})"]
+    return []
+
+
+def _idents(tree: Tree) -> Iterator[str]:
+    for node in tree.iter_subtrees():
+        if node.data == "ident":
+            yield str(node.children[0])
+
+
+def _plain_ident(node: Any) -> str | None:
+    """The name when ``node`` is just an identifier (member > primary > ident)."""
+    while isinstance(node, Tree) and node.data in (
+        "member",
+        "primary",
+        "expr",
+        "conditionalor",
+        "conditionaland",
+        "relation",
+        "addition",
+        "multiplication",
+        "unary",
+    ):
+        if len(node.children) != 1:
+            return None
+        node = node.children[0]
+    if isinstance(node, Tree) and node.data == "ident":
+        return str(node.children[0])
+    return None
+
+
+def _selections(tree: Tree) -> Iterator[tuple[str, str]]:
+    """``(root, field)`` for every ``root.field`` whose root is a plain identifier."""
+    for node in tree.iter_subtrees():
+        if node.data == "member_dot":
+            root = _plain_ident(node.children[0])
+            field = node.children[1]
+            if root is not None and isinstance(field, Token):
+                yield root, str(field)
+
+
+def _bound_names(tree: Tree) -> Iterator[str]:
+    for node in tree.iter_subtrees():
+        if node.data == "member_dot_arg" and str(node.children[1]) in BINDING_MACROS:
+            args = node.children[2] if len(node.children) > 2 else None
+            if isinstance(args, Tree) and args.children:
+                name = _plain_ident(args.children[0])
+                if name:
+                    yield name

@@ -1,0 +1,316 @@
+"""The compiled ruleset: what ``rules/strategy.yaml`` says, ready to evaluate.
+
+Loading never half-succeeds: :func:`load_ruleset` returns a ruleset only when the
+file has no problem at all, and otherwise every problem it found, each with
+``FILE:LINE``. The ruleset's ``version`` is a content hash, recorded on every
+decision, so "which rules said this?" always has an answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from integration.engine.conditions import Condition, Scope
+from integration.engine.rules_schema import Checker
+from integration.engine.templates import Template
+from integration.engine.yamlsource import LocatedDict, Problem, load
+
+RULE_FILE = "strategy.yaml"
+LOGICAL_FIELDS = ("fit", "reason", "warning", "comp_eligible", "exception_reason", "account_target")
+
+
+@dataclass(frozen=True)
+class FitRule:
+    name: str
+    condition: Condition
+    tag: str
+    reason: Template
+
+
+@dataclass(frozen=True)
+class WarningRule:
+    name: str
+    condition: Condition
+    message: Template
+
+
+@dataclass(frozen=True)
+class CoachingRule:
+    name: str
+    condition: Condition
+    subject: Template
+    body: Template
+    due_in_days: int
+    priority: str
+    assign_to: str
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    strategy: str
+    segments: tuple[tuple[str, Condition], ...]
+    fit: tuple[FitRule, ...]
+    warnings: tuple[WarningRule, ...]
+    coaching: tuple[CoachingRule, ...]
+    max_open_per_rep: int
+    eligible_when: Condition
+    freeze_closed_before: date | None
+    target_file: str | None
+    target_crm_field: bool
+    managers_file: str | None
+    fields: dict[str, dict[str, str]] = field(default_factory=dict)
+    version: str = ""
+    directory: str = ""
+
+    @property
+    def tags(self) -> list[str]:
+        """Every tag the fit rules can give, in rule order (for picklists)."""
+        return list(dict.fromkeys(rule.tag for rule in self.fit))
+
+    def field_overrides(self, crm: str) -> dict[str, str]:
+        """The rule file's field-name overrides for one CRM."""
+        return {**self.fields.get("*", {}), **self.fields.get(crm, {})}
+
+    def path(self, name: str | None) -> Path | None:
+        return Path(self.directory, name) if name else None
+
+
+def load_ruleset(directory: str | Path) -> tuple[Ruleset | None, list[Problem]]:
+    """Load and compile ``DIR/strategy.yaml``; a ruleset only when nothing is wrong."""
+    path = Path(directory, RULE_FILE)
+    shown = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(shown, 1, f"cannot read the rule file: {exc.strerror}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, [Problem(shown, 1, "the rule file is not UTF-8 text")]
+    document, problems = load(text, shown)
+    if document is None and not problems:
+        problems = [Problem(shown, 1, "the rule file is empty")]
+    if problems:
+        return None, problems
+    checker = Checker(shown)
+    ruleset = _build(document, checker, str(directory), hashlib.sha256(raw).hexdigest()[:12])
+    if checker.problems or ruleset is None:
+        return None, sorted(checker.problems, key=lambda p: p.line)
+    return ruleset, []
+
+
+def _build(doc: Any, c: Checker, directory: str, version: str) -> Ruleset | None:
+    if not c.mapping(doc, 1, "the rule file"):
+        return None
+    c.only_keys(
+        doc,
+        (
+            "strategy",
+            "segments",
+            "fit",
+            "warnings",
+            "coaching",
+            "compensation",
+            "target_accounts",
+            "managers",
+            "fields",
+        ),
+        "the rule file",
+    )
+    strategy = c.text(doc, "strategy", required=True)
+    segments, names = _segments(doc.get("segments"), doc.line_of("segments"), c)
+    fit = _fit_rules(doc, c, names)
+    warnings = _warnings(doc.get("warnings"), doc.line_of("warnings"), c, names)
+    coaching, cap = _coaching(doc.get("coaching"), doc.line_of("coaching"), c, names)
+    eligible, freeze = _compensation(doc, c, names)
+    target_file, crm_field = _targets(doc.get("target_accounts"), doc.line_of("target_accounts"), c)
+    managers_file = _managers(doc.get("managers"), doc.line_of("managers"), c)
+    fields = _fields(doc.get("fields"), doc.line_of("fields"), c)
+    _unique_names([*warnings, *coaching], c, doc)
+    if c.problems or eligible is None:
+        return None
+    return Ruleset(
+        strategy or "",
+        tuple(segments),
+        tuple(fit),
+        tuple(warnings),
+        tuple(coaching),
+        cap,
+        eligible,
+        freeze,
+        target_file,
+        crm_field,
+        managers_file,
+        fields,
+        version,
+        directory,
+    )
+
+
+def _segments(raw: Any, line: int, c: Checker) -> tuple[list[tuple[str, Condition]], list[str]]:
+    """Compiled segments, and every declared name (so one bad segment is one problem)."""
+    if not c.mapping(raw, line, "segments"):
+        return [], []
+    result: list[tuple[str, Condition]] = []
+    declared: list[str] = []
+    for name, source in raw.items():
+        where = raw.line_of(name)
+        if not isinstance(name, str) or not name.isidentifier():
+            c.problem(where, f"segment name {name!r} must be a plain name (letters, digits, _)")
+            continue
+        condition = c.condition(source, where, Scope(list(declared)))
+        declared.append(name)
+        if condition:
+            result.append((name, condition))
+    return result, declared
+
+
+def _fit_rules(doc: LocatedDict, c: Checker, segments: list[str]) -> list[FitRule]:
+    raw = doc.get("fit")
+    if not c.sequence(raw, doc.line_of("fit"), "fit", required=True):
+        return []
+    rules = []
+    for index, item in enumerate(raw):
+        where = raw.line_of(index)
+        if not c.mapping(item, where, f"fit rule {index + 1}"):
+            continue
+        c.only_keys(item, ("name", "when", "tag", "reason"), f"fit rule {index + 1}")
+        condition = c.condition_key(item, "when", Scope(segments))
+        tag = c.text(item, "tag", required=True)
+        reason = c.template(item, "reason", required=True)
+        name = c.text(item, "name") or tag
+        if condition and tag and reason:
+            rules.append(FitRule(name, condition, tag, reason))
+    if rules and rules[-1].condition.source.strip() != "true" and not c.problems:
+        c.problem(
+            raw.line_of(len(raw) - 1),
+            'the last fit rule must have when: "true" so every opportunity gets a tag',
+        )
+    return rules
+
+
+def _warnings(raw: Any, line: int, c: Checker, segments: list[str]) -> list[WarningRule]:
+    if not c.sequence(raw, line, "warnings"):
+        return []
+    rules = []
+    for index, item in enumerate(raw):
+        if not c.mapping(item, raw.line_of(index), f"warning {index + 1}"):
+            continue
+        c.only_keys(item, ("name", "when", "message"), f"warning {index + 1}")
+        name = c.text(item, "name", required=True)
+        condition = c.condition_key(item, "when", Scope(segments, fit=True))
+        message = c.template(item, "message", required=True)
+        if name and condition and message:
+            rules.append(WarningRule(name, condition, message))
+    return rules
+
+
+def _coaching(
+    raw: Any, line: int, c: Checker, segments: list[str]
+) -> tuple[list[CoachingRule], int]:
+    if not c.mapping(raw, line, "coaching"):
+        return [], 2
+    c.only_keys(raw, ("max_open_per_rep", "tasks"), "coaching")
+    cap = c.integer(raw, "max_open_per_rep", default=2, minimum=0)
+    tasks = raw.get("tasks")
+    if not c.sequence(tasks, raw.line_of("tasks"), "coaching.tasks"):
+        return [], cap
+    rules = [_coaching_rule(item, tasks.line_of(i), c, segments) for i, item in enumerate(tasks)]
+    return [r for r in rules if r], cap
+
+
+def _coaching_rule(item: Any, line: int, c: Checker, segments: list[str]) -> CoachingRule | None:
+    if not c.mapping(item, line, "coaching task"):
+        return None
+    c.only_keys(
+        item,
+        ("name", "when", "assign_to", "subject", "body", "due_in_days", "priority"),
+        "coaching task",
+    )
+    name = c.text(item, "name", required=True)
+    condition = c.condition_key(item, "when", Scope(segments, fit=True))
+    subject = c.template(item, "subject", required=True)
+    body = c.template(item, "body", required=True)
+    due = c.integer(item, "due_in_days", default=3, minimum=0)
+    priority = c.choice(item, "priority", ("High", "Normal", "Low"), default="Normal")
+    assign_to = c.choice(item, "assign_to", ("manager", "owner"), default="manager")
+    if name and condition and subject and body:
+        return CoachingRule(name, condition, subject, body, due, priority, assign_to)
+    return None
+
+
+def _compensation(
+    doc: LocatedDict, c: Checker, segments: list[str]
+) -> tuple[Condition | None, date | None]:
+    raw = doc.get("compensation")
+    if not c.mapping(raw, doc.line_of("compensation"), "compensation", required=True):
+        return None, None
+    c.only_keys(raw, ("eligible_when", "freeze_closed_before"), "compensation")
+    condition = c.condition_key(raw, "eligible_when", Scope(segments, fit=True))
+    freeze = raw.get("freeze_closed_before")
+    if freeze is not None and not isinstance(freeze, date):
+        c.problem(
+            raw.line_of("freeze_closed_before"),
+            f"freeze_closed_before must be a date like 2026-10-01; got {freeze!r}",
+        )
+        freeze = None
+    return condition, freeze
+
+
+def _targets(raw: Any, line: int, c: Checker) -> tuple[str | None, bool]:
+    if not c.mapping(raw, line, "target_accounts"):
+        return None, True
+    c.only_keys(raw, ("file", "crm_field"), "target_accounts")
+    return c.text(raw, "file") or None, c.boolean(raw, "crm_field", default=True)
+
+
+def _managers(raw: Any, line: int, c: Checker) -> str | None:
+    if not c.mapping(raw, line, "managers"):
+        return None
+    c.only_keys(raw, ("file",), "managers")
+    return c.text(raw, "file") or None
+
+
+def _fields(raw: Any, line: int, c: Checker) -> dict[str, dict[str, str]]:
+    if raw is None or not c.mapping(raw, line, "fields"):
+        return {}
+    result: dict[str, dict[str, str]] = {"*": {}}
+    for key, value in raw.items():
+        if key in ("salesforce", "hubspot", "sandbox") and c.mapping(value, raw.line_of(key), key):
+            result[key] = _field_names(value, c)
+        elif key in LOGICAL_FIELDS:
+            result["*"].update(_field_names({key: value}, c, raw.line_of(key)))
+        else:
+            c.problem(
+                raw.line_of(key),
+                f"unknown field {key!r} (known: {', '.join(LOGICAL_FIELDS)}, "
+                "or a CRM name with its own overrides)",
+            )
+    return result
+
+
+def _field_names(raw: dict, c: Checker, line: int | None = None) -> dict[str, str]:
+    names = {}
+    for key, value in raw.items():
+        where = line or raw.line_of(key)  # type: ignore[attr-defined]
+        if key not in LOGICAL_FIELDS:
+            c.problem(where, f"unknown field {key!r} (known: {', '.join(LOGICAL_FIELDS)})")
+        elif not isinstance(value, str) or not value:
+            c.problem(where, f"field name for {key!r} must be text; got {value!r}")
+        else:
+            names[key] = value
+    return names
+
+
+def _unique_names(rules: list[Any], c: Checker, doc: LocatedDict) -> None:
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.name in seen:
+            c.problem(
+                rule.condition.line, f"rule name {rule.name!r} is used twice; names must be unique"
+            )
+        seen.add(rule.name)

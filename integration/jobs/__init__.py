@@ -1,0 +1,1 @@
+"""Jobs: durable intake, the job bodies, retries, schedules and the RQ worker."""

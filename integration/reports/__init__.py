@@ -1,0 +1,1 @@
+"""Reports: the figures leaders read and the explanation of one decision."""

@@ -1,0 +1,311 @@
+"""The store: audit trail of decisions and writes, processed events, watermarks.
+
+SQLite by default, PostgreSQL by URL (``ONSTRATEGY_DATABASE_URL``). The schema
+is managed by Alembic; :meth:`Store.migrate` brings any database to the head
+revision, so a fresh machine needs no manual step.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from integration.domain.model import Decision, Facts
+from integration.store.models import DecisionRow, EventRow, WatermarkRow, WriteRow
+from integration.store.tasks import TaskStore
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK_ID = 7_306_110  # a constant shared by every OnStrategy process
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    """All reads and writes of the store go through here."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+        self.tasks = TaskStore(self.session)
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest revision.
+
+        Several processes start at once in production (gunicorn workers, RQ
+        workers); a lock makes one of them migrate while the others wait and
+        then find the schema current.
+        """
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self._migration_lock(), self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            with self.engine.connect() as holder:
+                holder.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")
+                try:
+                    yield
+                finally:
+                    holder.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")
+            return
+        database = self.engine.url.database if dialect == "sqlite" else None
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    # -- decisions -------------------------------------------------------
+    def record(self, entry: DecisionEntry) -> int:
+        """Store one decision and the writes made for it; return the decision id."""
+        return self.record_many([entry])[0]
+
+    def record_many(self, entries: Sequence[DecisionEntry]) -> list[int]:
+        """Store a page of decisions in one transaction (one commit, not one per deal)."""
+        with self.session.begin() as session:
+            rows = [entry.row() for entry in entries]
+            session.add_all(rows)
+            session.flush()
+            for entry, row in zip(entries, rows, strict=True):
+                session.add_all(list(entry.write_rows(row.id)))
+            return [row.id for row in rows]
+
+    def latest(self, crm: str, opportunity_id: str) -> DecisionRow | None:
+        with self.session() as session:
+            return session.scalars(
+                select(DecisionRow)
+                .where(DecisionRow.crm == crm, DecisionRow.opportunity_id == opportunity_id)
+                .order_by(DecisionRow.id.desc())
+                .limit(1)
+            ).first()
+
+    def history(self, crm: str, opportunity_id: str, limit: int = 20) -> list[DecisionRow]:
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(DecisionRow)
+                    .where(DecisionRow.crm == crm, DecisionRow.opportunity_id == opportunity_id)
+                    .order_by(DecisionRow.id.desc())
+                    .limit(limit)
+                )
+            )
+
+    def writes_for(self, decision_ids: Sequence[int]) -> list[WriteRow]:
+        with self.session() as session:
+            return list(
+                session.scalars(
+                    select(WriteRow)
+                    .where(WriteRow.decision_id.in_(decision_ids))
+                    .order_by(WriteRow.id)
+                )
+            )
+
+    def latest_decisions(self, crm: str | None = None) -> Iterator[DecisionRow]:
+        """The newest decision of every opportunity, streamed."""
+        newest = select(func.max(DecisionRow.id)).group_by(
+            DecisionRow.crm, DecisionRow.opportunity_id
+        )
+        if crm:
+            newest = newest.where(DecisionRow.crm == crm)
+        query = select(DecisionRow).where(DecisionRow.id.in_(newest)).order_by(DecisionRow.id)
+        with self.session() as session:
+            yield from session.scalars(query.execution_options(yield_per=1000))
+
+    def fit_counts(self) -> dict[tuple[str, str], int]:
+        """(crm, fit) -> opportunities whose newest decision has that tag, counted in SQL."""
+        newest = select(func.max(DecisionRow.id)).group_by(
+            DecisionRow.crm, DecisionRow.opportunity_id
+        )
+        query = (
+            select(DecisionRow.crm, DecisionRow.fit, func.count())
+            .where(DecisionRow.id.in_(newest))
+            .group_by(DecisionRow.crm, DecisionRow.fit)
+        )
+        with self.session() as session:
+            return {(crm, fit): count for crm, fit, count in session.execute(query)}
+
+    def all_decisions(self, crm: str | None = None) -> Iterator[DecisionRow]:
+        """Every decision in time order, streamed (for trends over time)."""
+        query = select(DecisionRow).order_by(DecisionRow.id)
+        if crm:
+            query = query.where(DecisionRow.crm == crm)
+        with self.session() as session:
+            yield from session.scalars(query.execution_options(yield_per=1000))
+
+    def decided_with_key(self, crm: str, opportunity_ids: Sequence[str], key: str) -> set[str]:
+        """Which of these opportunities already have a decision recorded under ``key``."""
+        if not opportunity_ids:
+            return set()
+        with self.session() as session:
+            return set(
+                session.scalars(
+                    select(DecisionRow.opportunity_id).where(
+                        DecisionRow.crm == crm,
+                        DecisionRow.event_key == key,
+                        DecisionRow.opportunity_id.in_(list(opportunity_ids)),
+                    )
+                )
+            )
+
+    # -- events ----------------------------------------------------------
+    def unseen_events(self, crm: str, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` were not processed before."""
+        wanted = set(keys)
+        if not wanted:
+            return set()
+        with self.session() as session:
+            seen = session.scalars(
+                select(EventRow.key).where(EventRow.crm == crm, EventRow.key.in_(wanted))
+            )
+            return wanted - set(seen)
+
+    def mark_events(self, crm: str, keys: dict[str, str]) -> None:
+        """Record processed event keys (key -> object id); already known keys are kept.
+
+        One insert for the batch; only when another worker recorded one of the keys
+        in the meantime does it fall back to key-by-key merging.
+        """
+        fresh = self.unseen_events(crm, keys)
+        if not fresh:
+            return
+        now = utcnow()
+        rows = [EventRow(crm=crm, key=k, object_id=keys[k], processed_at=now) for k in fresh]
+        try:
+            with self.session.begin() as session:
+                session.add_all(rows)
+        except IntegrityError:
+            with self.session.begin() as session:
+                for row in rows:
+                    session.merge(
+                        EventRow(crm=crm, key=row.key, object_id=row.object_id, processed_at=now)
+                    )
+
+    # -- watermarks ------------------------------------------------------
+    def watermark(self, crm: str, name: str) -> str:
+        with self.session() as session:
+            row = session.get(WatermarkRow, (crm, name))
+            return row.value if row else ""
+
+    def set_watermark(self, crm: str, name: str, value: str) -> None:
+        with self.session.begin() as session:
+            session.merge(WatermarkRow(crm=crm, name=name, value=value, updated_at=utcnow()))
+
+
+class DecisionEntry:
+    """A decision with its context, ready to be recorded."""
+
+    def __init__(
+        self,
+        decision: Decision,
+        facts: Facts,
+        changes: dict[str, tuple[Any, Any]],
+        *,
+        trigger: str,
+        event_key: str = "",
+        target_list_version: str = "",
+        write_error: str = "",
+        reported: dict[str, Any] | None = None,
+    ) -> None:
+        self.decision, self.facts, self.changes = decision, facts, changes
+        self.trigger, self.event_key = trigger, event_key
+        self.target_list_version, self.write_error = target_list_version, write_error
+        self.reported = reported or decision.desired()
+
+    def row(self) -> DecisionRow:
+        d, o, a, w = self.decision, self.facts.opportunity, self.facts.account, self.facts.owner
+        return DecisionRow(
+            crm=d.crm,
+            opportunity_id=d.opportunity_id,
+            decided_at=utcnow(),
+            trigger=self.trigger,
+            event_key=self.event_key[:200],
+            fit=self.reported["fit"],
+            reason=self.reported["reason"],
+            fit_rule=d.fit_rule,
+            warning=self.reported["warning"] or "",
+            comp_eligible=bool(self.reported["comp_eligible"]),
+            fired=json.dumps(list(d.fired)),
+            errors=json.dumps(list(d.errors)),
+            ruleset_version=d.ruleset_version,
+            target_list_version=self.target_list_version,
+            frozen=d.frozen,
+            name=o.name[:255],
+            amount=o.amount,
+            stage=o.stage,
+            probability=o.probability,
+            close_date=o.close_date,
+            is_closed=o.is_closed,
+            is_won=o.is_won,
+            account_id=a.id,
+            account_name=a.name[:255],
+            on_target_list=a.on_target_list,
+            owner_id=w.id,
+            owner_name=w.name[:255],
+            team=w.team[:255],
+            manager_id=w.manager_id,
+            changed=bool(self.changes),
+        )
+
+    def write_rows(self, decision_id: int) -> Iterator[WriteRow]:
+        now = utcnow()
+        for name, (old, new) in self.changes.items():
+            yield WriteRow(
+                decision_id=decision_id,
+                crm=self.decision.crm,
+                opportunity_id=self.decision.opportunity_id,
+                field=name,
+                old_value=_text(old),
+                new_value=_text(new),
+                status="failed" if self.write_error else "ok",
+                error=self.write_error,
+                at=now,
+            )
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
