@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from redis import Redis
+
 from connectors.base import Connector, FieldMap
 from connectors.registry import build_connector
 from integration.engine.rulebook import Rulebook, RulesHolder
@@ -40,10 +42,6 @@ class Runtime:
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self.today = today
         self.target_listeners: list[Callable[[Rulebook, Rulebook], None]] = []
-        if self.redis is not None:
-            from integration.jobs.handlers import on_targets_changed
-
-            self.target_listeners.append(lambda old, new: on_targets_changed(self, old, new))
 
     def rulebook(self) -> Rulebook:
         return self.rules.require()
@@ -77,6 +75,4 @@ class Runtime:
 def _redis(url: str) -> Any:
     if not url:
         return None
-    from redis import Redis
-
     return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)

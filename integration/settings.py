@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlparse
 
 CRM_NAMES = ("hubspot", "salesforce", "sandbox")
@@ -100,8 +100,6 @@ class Settings:
         return cls(**values)
 
     def replace(self, **changes: object) -> Settings:
-        from dataclasses import replace
-
         return replace(self, **changes)
 
 

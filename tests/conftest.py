@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from connectors.sandbox import SandboxConnector
+from integration.jobs.context import bound
 from integration.settings import Settings
 from integration.store.database import Store
 
@@ -128,9 +129,22 @@ def settings(rules_dir, sqlite_url):
 
 @pytest.fixture
 def runtime(settings, sqlite_store, sandbox):
-    from integration.jobs import handlers as jobs
     from integration.runtime import Runtime
 
     made = Runtime(settings, store=sqlite_store, connectors={"sandbox": sandbox})
     yield made
-    jobs.use_runtime(None)
+
+
+@pytest.fixture
+def bind():
+    """Bind a runtime for job functions a test calls directly, as a worker binds its own."""
+    opened = []
+
+    def _bind(runtime):
+        context = bound(runtime)
+        context.__enter__()
+        opened.append(context)
+
+    yield _bind
+    for context in reversed(opened):
+        context.__exit__(None, None, None)

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from rq import SimpleWorker
 
 from fakes.hubspot_server import FakeHubSpot
 from integration.app.factory import create_app
-from integration.jobs import handlers as jobs
-from integration.jobs.intake import make_queue
+from integration.jobs.queues import make_queue
+from integration.jobs.worker import Worker
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store.database import Store
@@ -84,7 +83,6 @@ def world(tmp_path):
         runtime = Runtime(settings, store=Store(settings.database_url), redis=redis)
         app = create_app(runtime=runtime)
         yield app.test_client(), runtime, hs
-    jobs.use_runtime(None)
     redis.flushdb()
 
 
@@ -100,7 +98,7 @@ def _post(client, name: str):
 
 
 def _work(runtime) -> None:
-    SimpleWorker([make_queue(runtime.redis)], connection=runtime.redis).work(burst=True)
+    Worker(runtime).work(burst=True)
 
 
 def test_signed_webhook_tags_the_deal_and_coaches_the_manager(world):

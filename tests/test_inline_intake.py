@@ -7,7 +7,6 @@ import pytest
 from connectors.base import RejectedError
 from connectors.sandbox import SandboxConnector
 from integration.domain.events import ChangeEvent, QueueUnavailable
-from integration.jobs import handlers as jobs
 from integration.jobs.intake import InlineIntake
 
 
@@ -16,10 +15,10 @@ def _event(key: str) -> ChangeEvent:
 
 
 @pytest.fixture
-def inline(runtime, sandbox):
+def inline(bind, runtime, sandbox):
     sandbox.add_opportunity("OPP-1", name="One", amount=10)
-    jobs.use_runtime(runtime)
-    return InlineIntake(runtime.store)
+    bind(runtime)
+    return InlineIntake(runtime)
 
 
 def test_work_is_done_before_submit_returns_and_redelivery_is_skipped(inline, sandbox):

@@ -338,11 +338,11 @@ def test_a_retryable_failure_raises_retry_later_after_recording(rules_dir, sqlit
     assert connector.opportunity_fields("OPP-B")["fit"] == "Off Strategy"
 
 
-def test_a_deleted_deal_frees_its_slot_for_the_next_queued_task(runtime, crm):
+def test_a_deleted_deal_frees_its_slot_for_the_next_queued_task(bind, runtime, crm):
     from integration.jobs import handlers as jobs
 
     sweep(runtime)
-    jobs.use_runtime(runtime)
+    bind(runtime)
     assert jobs.forget_opportunities("sandbox", ["OPP-A"], {"OPP-A": "hubspot:del-1"}) == 1
     statuses = {(t.opportunity_id, t.status) for t in runtime.store.tasks.all_tasks()}
     assert ("OPP-A", "deleted") in statuses and ("OPP-C", "open") in statuses

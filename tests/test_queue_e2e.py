@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from rq import SimpleWorker
 
 from connectors.base import RejectedError, TransientError
 from connectors.sandbox import SandboxConnector
 from integration.domain.events import ChangeEvent, QueueUnavailable
 from integration.jobs import handlers as jobs
-from integration.jobs.intake import RedisIntake, make_queue
+from integration.jobs.intake import RedisIntake
+from integration.jobs.queues import make_queue
+from integration.jobs.worker import Worker
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store.database import Store
@@ -76,7 +77,7 @@ def _big_off_strategy(n: int) -> list[dict]:
 
 
 @pytest.fixture
-def world(tmp_path, redis_e2e):
+def world(bind, tmp_path, redis_e2e):
     """A runtime on real Redis, a SQLite store and a file-backed sandbox CRM."""
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
@@ -98,17 +99,16 @@ def world(tmp_path, redis_e2e):
     store = Store(settings.database_url)
     store.migrate()
     runtime = Runtime(settings, store=store, redis=redis_e2e, connectors={"sandbox": sandbox})
-    jobs.use_runtime(runtime)
+    bind(runtime)
     yield runtime, sandbox, settings
-    jobs.use_runtime(None)
 
 
 def _event(opp: str, key: str, kind: str = "opportunity") -> ChangeEvent:
     return ChangeEvent(crm="sandbox", kind=kind, object_id=opp, key=key)
 
 
-def _work(redis: Redis) -> None:
-    SimpleWorker([make_queue(redis)], connection=redis).work(burst=True)
+def _work(runtime) -> None:
+    Worker(runtime).work(burst=True)
 
 
 def test_submitted_work_is_in_redis_before_submit_returns(world):
@@ -117,7 +117,7 @@ def test_submitted_work_is_in_redis_before_submit_returns(world):
     assert intake.submit([_event("OPP-000", "k1")]) == 1
     assert make_queue(runtime.redis).count == 1
     assert sandbox.opportunity_fields("OPP-000")["fit"] is None  # nothing done yet
-    _work(runtime.redis)
+    _work(runtime)
     assert sandbox.opportunity_fields("OPP-000")["fit"] == "Off Strategy"
 
 
@@ -125,12 +125,12 @@ def test_redelivery_creates_nothing_new(world):
     runtime, sandbox, _ = world
     intake = RedisIntake(runtime.redis)
     intake.submit([_event("OPP-000", "k1")])
-    _work(runtime.redis)
+    _work(runtime)
     writes = sandbox.api_calls["update_opportunities"]
     tasks = len(sandbox.tasks())
     assert intake.submit([_event("OPP-000", "k1")]) == 0
     assert make_queue(runtime.redis).count == 0
-    _work(runtime.redis)
+    _work(runtime)
     assert sandbox.api_calls["update_opportunities"] == writes
     assert len(sandbox.tasks()) == tasks
 
@@ -141,7 +141,7 @@ def test_burst_for_one_deal_is_one_evaluation(world):
     for n in range(5):
         intake.submit([_event("OPP-001", f"burst-{n}")])
     assert make_queue(runtime.redis).count == 1
-    _work(runtime.redis)
+    _work(runtime)
     assert sandbox.api_calls["read_opportunities"] == 1
 
 
@@ -149,10 +149,10 @@ def test_event_arriving_after_the_job_started_is_not_lost(world):
     runtime, sandbox, _ = world
     intake = RedisIntake(runtime.redis)
     intake.submit([_event("OPP-002", "a")])
-    _work(runtime.redis)
+    _work(runtime)
     sandbox.set_opportunity("OPP-002", exception_reason="Champion is moving to a target account")
     intake.submit([_event("OPP-002", "b")])
-    _work(runtime.redis)
+    _work(runtime)
     assert sandbox.opportunity_fields("OPP-002")["fit"] == "Off Strategy (Approved)"
 
 
@@ -181,7 +181,7 @@ def test_transient_failure_is_scheduled_for_retry(world, tmp_path):
     flaky = _Flaky(sandbox.path, TransientError("sandbox", 503, body="busy"), times=1)
     runtime._connectors["sandbox"] = flaky
     RedisIntake(runtime.redis).submit([_event("OPP-003", "t1")])
-    _work(runtime.redis)
+    _work(runtime)
     queue = make_queue(runtime.redis)
     assert queue.scheduled_job_registry.count == 1  # the retry, with backoff
     assert queue.failed_job_registry.count == 0
@@ -195,13 +195,13 @@ def test_permanent_failure_lands_in_failed_registry_and_can_be_requeued(world):
         sandbox.path, RejectedError("sandbox", 400, body="INVALID_FIELD"), times=1
     )
     RedisIntake(runtime.redis).submit([_event("OPP-004", "p1")])
-    _work(runtime.redis)
+    _work(runtime)
     from integration.jobs.worker import failed_jobs, requeue
 
     failed = failed_jobs(runtime)
     assert len(failed) == 1 and "INVALID_FIELD" in failed[0][2]
     assert requeue(runtime, [], everything=True) == 1
-    _work(runtime.redis)
+    _work(runtime)
     assert failed_jobs(runtime) == []
     assert sandbox.opportunity_fields("OPP-004")["fit"] == "Off Strategy"
 
@@ -245,7 +245,7 @@ def test_transient_failure_that_outlasts_every_retry_lands_in_failed_registry(wo
     make_queue(runtime.redis).enqueue(
         jobs.evaluate_opportunities, "sandbox", ["OPP-005"], {}, attempt=last
     )
-    _work(runtime.redis)
+    _work(runtime)
     queue = make_queue(runtime.redis)
     assert queue.scheduled_job_registry.count == 0
     from integration.jobs.worker import failed_jobs

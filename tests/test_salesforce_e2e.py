@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 import responses
 from redis import Redis
-from rq import SimpleWorker
 
 from integration.app.factory import create_app
-from integration.jobs import handlers as jobs
-from integration.jobs.intake import make_queue
+from integration.jobs.queues import make_queue
+from integration.jobs.worker import Worker
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store.database import Store
@@ -78,7 +77,6 @@ def world(tmp_path):
         )
         app = create_app(runtime=runtime)
         yield app.test_client(), runtime, fake
-    jobs.use_runtime(None)
     redis.flushdb()
 
 
@@ -88,7 +86,7 @@ def _post(client, name: str):
 
 
 def _work(runtime) -> None:
-    SimpleWorker([make_queue(runtime.redis)], connection=runtime.redis).work(burst=True)
+    Worker(runtime).work(burst=True)
 
 
 def test_outbound_message_tags_the_opportunity_and_coaches_the_manager(world):

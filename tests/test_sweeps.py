@@ -11,14 +11,15 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from rq import SimpleWorker
 
 from connectors.base import OpportunityQuery, TransientError
 from connectors.sandbox import SandboxConnector
 from connectors.sandbox_seed import seed
 from integration.jobs import handlers as jobs
-from integration.jobs.intake import make_queue
+from integration.jobs.handlers import listen_for_target_changes
+from integration.jobs.queues import make_queue
 from integration.jobs.schedule import JOB_ID, schedule_reconcile
+from integration.jobs.worker import Worker
 from integration.pipeline.sweep import SweepPlan, reconcile_plan, run_sweep, sync_targets
 from integration.runtime import Runtime
 from integration.settings import Settings
@@ -27,10 +28,10 @@ TODAY = date(2026, 11, 26)
 
 
 @pytest.fixture
-def seeded(runtime, sandbox):
+def seeded(bind, runtime, sandbox):
     seed(sandbox, accounts=80, opportunities=200, today=TODAY)
     runtime.today = lambda: TODAY
-    jobs.use_runtime(runtime)
+    bind(runtime)
     return runtime, sandbox
 
 
@@ -143,7 +144,9 @@ def test_second_reconcile_writes_nothing(seeded):
     assert sandbox.api_calls["update_opportunities"] == writes
 
 
-def test_changed_list_file_queues_the_sync_by_itself(tmp_path, rules_dir, sqlite_store, redis_conn):
+def test_changed_list_file_queues_the_sync_by_itself(
+    bind, tmp_path, rules_dir, sqlite_store, redis_conn
+):
     settings = Settings.from_env(
         {
             "ONSTRATEGY_RULES_DIR": str(rules_dir),
@@ -157,14 +160,15 @@ def test_changed_list_file_queues_the_sync_by_itself(tmp_path, rules_dir, sqlite
     runtime = Runtime(
         settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
     )
-    jobs.use_runtime(runtime)
+    bind(runtime)
+    listen_for_target_changes(runtime)  # as the worker and the app do at start-up
     sync_targets(runtime, "sandbox")
     account = _off_list_account(runtime, sandbox)
     _add_to_target_csv(rules_dir, account)
     runtime.rules.current()  # any process noticing the new file queues the sync
     queue = make_queue(redis_conn)
     assert queue.count == 1
-    SimpleWorker([queue], connection=redis_conn).work(burst=True)
+    Worker(runtime).work(burst=True)
     opps = [
         r
         for r in _all(sandbox)
@@ -194,7 +198,7 @@ def test_scheduled_reconcile_is_scheduled_once(tmp_path, rules_dir, sqlite_store
 
 
 def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the_next(
-    tmp_path, rules_dir, sqlite_store, redis_conn
+    bind, tmp_path, rules_dir, sqlite_store, redis_conn
 ):
     from integration.jobs.schedule import scheduled_reconcile
 
@@ -211,7 +215,7 @@ def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the
     runtime = Runtime(
         settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
     )
-    jobs.use_runtime(runtime)
+    bind(runtime)
     first = scheduled_reconcile()
     assert first["sandbox"] > 0  # no watermark yet: every open opportunity
     assert sqlite_store.watermark("sandbox", "reconciled-at")
@@ -224,7 +228,7 @@ def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the
 
 
 def test_transient_failure_of_a_target_sync_is_retried_with_the_same_arguments(
-    tmp_path, rules_dir, sqlite_store, redis_conn
+    bind, tmp_path, rules_dir, sqlite_store, redis_conn
 ):
     settings = Settings.from_env(
         {
@@ -239,7 +243,7 @@ def test_transient_failure_of_a_target_sync_is_retried_with_the_same_arguments(
     runtime = Runtime(
         settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
     )
-    jobs.use_runtime(runtime)
+    bind(runtime)
     assert jobs.sync_targets("sandbox")["retry"] == 2
     registry = make_queue(redis_conn).scheduled_job_registry
     [job_id] = registry.get_job_ids()

@@ -14,9 +14,12 @@ from flask import Flask, Response, jsonify
 from connectors.base import FieldMap
 from integration.app.admin import bp as admin_bp
 from integration.app.metrics import Metrics
+from integration.jobs.handlers import listen_for_target_changes
 from integration.jobs.intake import make_intake
 from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
+from webhooks.hubspot import bp as hubspot_bp
+from webhooks.salesforce import bp as salesforce_bp
 
 MAX_BODY = 1024 * 1024  # webhooks answer 413 above 1 MiB
 
@@ -40,9 +43,8 @@ def create_app(
     settings = settings or (runtime.settings if runtime else _settings_or_exit())
     runtime = runtime or Runtime(settings)
     runtime.store.migrate()
-    from integration.jobs import handlers as jobs
 
-    jobs.use_runtime(runtime)
+    listen_for_target_changes(runtime)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     state = AppState(settings, runtime, intake or make_intake(runtime), Metrics())
@@ -62,9 +64,6 @@ def _settings_or_exit() -> Settings:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from webhooks.hubspot import bp as hubspot_bp
-    from webhooks.salesforce import bp as salesforce_bp
-
     app.register_blueprint(hubspot_bp)
     app.register_blueprint(salesforce_bp)
     app.register_blueprint(admin_bp)

@@ -18,6 +18,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from integration.jobs.queues import make_queue
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -67,8 +69,6 @@ class Metrics:
             self._queue_depth(runtime.redis)
 
     def _queue_depth(self, redis: Any) -> None:
-        from integration.jobs.intake import make_queue
-
         try:
             queue = make_queue(redis)
             self.queue_depth.labels("queued").set(queue.count)

@@ -10,6 +10,18 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 
+from integration.app.factory import create_app
+from integration.cli.crm_setup import run_setup
+from integration.cli.demo import run_demo
+from integration.cli.tables import print_outcome, print_report
+from integration.engine.casebook import run_tests
+from integration.engine.rulebook import load_rulebook
+from integration.engine.ruleset import load_ruleset
+from integration.jobs.worker import failed_jobs, requeue, run_worker
+from integration.pipeline.sweep import reconcile_plan, run_sweep, sync_targets
+from integration.reports import figures as report_module
+from integration.reports.explain import print_explanation
+from integration.runtime import Runtime
 from integration.settings import CRM_NAMES, Settings, SettingsError
 
 console = Console()
@@ -25,12 +37,8 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _runtime(settings: Settings | None = None) -> Any:
-    from integration.jobs import handlers as jobs
-    from integration.runtime import Runtime
-
     runtime = Runtime(settings or _settings())
     runtime.store.migrate()
-    jobs.use_runtime(runtime)
     return runtime
 
 
@@ -56,7 +64,6 @@ def main(verbose: bool) -> None:
 @main.command()
 def demo() -> None:
     """Run the whole pipeline on the sandbox CRM, in-process, with a SQLite store."""
-    from integration.cli.demo import run_demo
 
     settings = _settings(crms=("sandbox",), redis_url="")
     run_demo(_runtime(settings), console)
@@ -67,7 +74,6 @@ def demo() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Serve webhooks, health, metrics, admin API and dashboard (development server)."""
-    from integration.app.factory import create_app
 
     app = create_app(_settings())
     console.print(
@@ -81,7 +87,6 @@ def serve(host: str, port: int) -> None:
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 def worker(burst: bool) -> None:
     """Run an RQ worker on the project's queue (needs ONSTRATEGY_REDIS_URL)."""
-    from integration.jobs.worker import run_worker
 
     settings = _settings()
     if not settings.redis_url:
@@ -100,7 +105,6 @@ def rules() -> None:
 )
 def rules_check(rules_dir: str | None) -> None:
     """Validate every rule file; one FILE:LINE: message per problem."""
-    from integration.engine.rulebook import load_rulebook
 
     directory = rules_dir or _settings().rules_dir
     rulebook, problems = load_rulebook(directory)
@@ -125,8 +129,6 @@ def rules_check(rules_dir: str | None) -> None:
 )
 def rules_test(rules_dir: str | None) -> None:
     """Run the rule test cases in DIR/tests/; exit 1 on any failure."""
-    from integration.engine.casebook import run_tests
-    from integration.engine.ruleset import load_ruleset
 
     directory = rules_dir or _settings().rules_dir
     ruleset, problems = load_ruleset(directory)
@@ -155,7 +157,6 @@ def rules_test(rules_dir: str | None) -> None:
 @click.option("--crm", type=click.Choice(("hubspot", "salesforce")), required=True)
 def setup(crm: str) -> None:
     """Create the custom fields/properties the service writes, idempotently."""
-    from integration.cli.crm_setup import run_setup
 
     runtime = _runtime()
     run_setup(runtime, crm, _rulebook(runtime), console)
@@ -167,7 +168,6 @@ def setup(crm: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the planned changes; write nothing.")
 def reconcile(crm: str, since: str | None, dry_run: bool) -> None:
     """Re-evaluate opportunities (changed since, or all open)."""
-    from integration.pipeline.sweep import reconcile_plan
 
     runtime = _runtime()
     _run_sweep(runtime, crm, reconcile_plan(_rulebook(runtime), since), dry_run, "reconcile")
@@ -183,8 +183,6 @@ def targets() -> None:
 @click.option("--dry-run", is_flag=True, help="Print the planned changes; write nothing.")
 def targets_sync(crm: str, dry_run: bool) -> None:
     """Bring every comp-eligibility flag in step with the target account list now."""
-    from integration.cli.tables import print_outcome
-    from integration.pipeline.sweep import sync_targets
 
     runtime = _runtime()
     rulebook = _rulebook(runtime)
@@ -203,9 +201,6 @@ def targets_sync(crm: str, dry_run: bool) -> None:
 
 
 def _run_sweep(runtime: Any, crm: str, plan: Any, dry_run: bool, trigger: str) -> None:
-    from integration.cli.tables import print_outcome
-    from integration.pipeline.sweep import run_sweep
-
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{trigger} {crm}", total=None)
         outcome = run_sweep(
@@ -224,7 +219,6 @@ def _run_sweep(runtime: Any, crm: str, plan: Any, dry_run: bool, trigger: str) -
 @click.argument("opp_id")
 def explain(crm: str, opp_id: str) -> None:
     """The latest decision for one opportunity, why, and its history."""
-    from integration.reports.explain import print_explanation
 
     if not print_explanation(_runtime().store, crm, opp_id, console):
         raise click.ClickException(f"no decision recorded for {crm} {opp_id}")
@@ -241,8 +235,6 @@ def explain(crm: str, opp_id: str) -> None:
 )
 def report(by: str, fmt: str) -> None:
     """On-strategy share (count and amount), comp-eligible share, warnings, coaching."""
-    from integration.cli.tables import print_report
-    from integration.reports import figures as report_module
 
     store = _runtime().store
     built = report_module.build(
@@ -259,7 +251,6 @@ def jobs() -> None:
 @jobs.command("failed")
 def jobs_failed() -> None:
     """List jobs that failed for good, with their reason."""
-    from integration.jobs.worker import failed_jobs
 
     rows = failed_jobs(_runtime())
     for job_id, name, reason in rows:
@@ -272,7 +263,6 @@ def jobs_failed() -> None:
 @click.option("--all", "everything", is_flag=True, help="Requeue every failed job.")
 def jobs_requeue(job_ids: tuple[str, ...], everything: bool) -> None:
     """Put failed jobs back on the queue."""
-    from integration.jobs.worker import requeue
 
     count = requeue(_runtime(), list(job_ids), everything)
     click.echo(f"requeued {count} job(s)")

@@ -13,34 +13,23 @@ import functools
 import logging
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.base import ConnectorError, OpportunityQuery
 from integration.engine.rulebook import RulesUnavailable
+from integration.jobs.context import current as runtime
+from integration.jobs.queues import clear_pending, enqueue_later, make_queue
 from integration.pipeline.processor import BatchOutcome, RetryLater
-from integration.runtime import Runtime
+from integration.pipeline.sweep import refresh_coaching
+from integration.pipeline.sweep import sync_targets as sweep_targets
+
+if TYPE_CHECKING:
+    from integration.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 #: Seconds before retry n (1-based); the list is the schedule, with +-20 % jitter.
 BACKOFF = (10, 30, 120, 600, 1800)
-
-_runtime: Runtime | None = None
-
-
-def use_runtime(runtime: Runtime | None) -> None:
-    """Set the runtime this process's jobs use (workers and tests call this once)."""
-    global _runtime
-    _runtime = runtime
-
-
-def runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        from integration.settings import Settings
-
-        _runtime = Runtime(Settings.from_env())
-    return _runtime
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -71,11 +60,12 @@ def retried(job: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             if not is_transient(exc) or attempt > len(BACKOFF):
                 raise
+            redis = runtime().redis
+            if redis is None:
+                raise  # in-process: the caller answers at once (a webhook gets 503)
             delay = backoff(attempt, getattr(exc, "retry_after", None))
             log.warning("%s%s: %s; retry %d in %.0fs", job.__name__, args[:1], exc, attempt, delay)
-            from integration.jobs.intake import schedule_retry
-
-            schedule_retry(runtime(), run, args, kwargs, attempt + 1, delay)
+            enqueue_later(redis, delay, run, args, {**kwargs, "attempt": attempt + 1})
             return {"retry": attempt + 1, "in_seconds": round(delay)}
 
     return run
@@ -86,8 +76,6 @@ def evaluate_opportunities(
     crm: str, ids: Sequence[str], event_keys: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Bring these opportunities in step with the rules (a webhook's work)."""
-    from integration.jobs.intake import clear_pending
-
     rt = runtime()
     clear_pending(rt.redis, crm, ids)
     outcome = rt.processor(crm).process_ids(list(ids), event_keys)
@@ -98,8 +86,6 @@ def evaluate_opportunities(
 @retried
 def evaluate_accounts(crm: str, account_ids: Sequence[str]) -> dict[str, Any]:
     """Re-evaluate every affected opportunity of these accounts (target list, firmographics)."""
-    from integration.pipeline.sweep import refresh_coaching
-
     rt = runtime()
     query = OpportunityQuery(
         account_ids=list(account_ids),
@@ -127,17 +113,19 @@ def forget_opportunities(
 @retried
 def sync_targets(crm: str) -> dict[str, Any]:
     """The target list file changed: re-evaluate the affected opportunities."""
-    from integration.pipeline.sweep import sync_targets as sweep_targets
-
     accounts, outcome = sweep_targets(runtime(), crm)
     result = _summary(outcome) if outcome else {"evaluated": 0}
     return {**result, "accounts": "all" if accounts is None else len(accounts)}
 
 
+def listen_for_target_changes(rt: Runtime) -> None:
+    """Queue a target sync whenever this process notices a new target list (Redis only)."""
+    if rt.redis is not None:
+        rt.target_listeners.append(lambda old, new: on_targets_changed(rt, old, new))
+
+
 def on_targets_changed(rt: Runtime, previous: Any, current: Any) -> None:
     """Queue a target sync per CRM when a process notices a new target list file."""
-    from integration.jobs.intake import make_queue
-
     version = "".join(ch if ch.isalnum() else "-" for ch in current.targets.version)
     for crm in rt.settings.crms:
         if rt.redis is None:

@@ -19,35 +19,21 @@ in-process before returning.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from redis import RedisError
 
 from integration.domain.events import ChangeEvent, QueueUnavailable
 from integration.jobs import handlers as jobs
+from integration.jobs.context import bound
+from integration.jobs.queues import PENDING_TTL, SEEN_TTL, make_queue, pending_key, seen_key
+
+if TYPE_CHECKING:
+    from integration.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-QUEUE_NAME = "onstrategy"
-SEEN_TTL = 7 * 24 * 3600
-PENDING_TTL = 3600
-JOB_TIMEOUT = 900
-
-
-def _seen_key(crm: str, key: str) -> str:
-    return f"onstrategy:seen:{crm}:{key}"
-
-
-def _pending_key(crm: str, kind: str, object_id: str) -> str:
-    return f"onstrategy:pending:{crm}:{kind}:{object_id}"
-
-
-def make_queue(redis: Any) -> Any:
-    from rq import Queue
-
-    return Queue(QUEUE_NAME, connection=redis, default_timeout=JOB_TIMEOUT)
 
 
 class Work:
@@ -71,8 +57,6 @@ class RedisIntake:
         self.queue = make_queue(redis)
 
     def submit(self, events: Sequence[ChangeEvent]) -> int:
-        from redis import RedisError
-
         try:
             return self._submit(events)
         except RedisError as exc:
@@ -94,7 +78,7 @@ class RedisIntake:
     def _unseen(self, events: Sequence[ChangeEvent]) -> list[ChangeEvent]:
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
-            pipe.exists(_seen_key(event.crm, event.key))
+            pipe.exists(seen_key(event.crm, event.key))
         flags = pipe.execute() if events else []
         return [event for event, seen in zip(events, flags, strict=True) if not seen]
 
@@ -104,7 +88,7 @@ class RedisIntake:
         job_id = f"onstrategy-{kind}-{uuid.uuid4().hex}"
         pipe = self.redis.pipeline(transaction=False)
         for object_id in keys:
-            pipe.set(_pending_key(crm, kind, object_id), job_id, nx=True, ex=PENDING_TTL)
+            pipe.set(pending_key(crm, kind, object_id), job_id, nx=True, ex=PENDING_TTL)
         claimed = [oid for oid, ok in zip(keys, pipe.execute(), strict=True) if ok]
         if not claimed:
             return  # every record already has a job waiting: coalesced
@@ -117,7 +101,7 @@ class RedisIntake:
             else:
                 self.queue.enqueue(jobs.evaluate_accounts, crm, claimed, job_id=job_id)
         except Exception:
-            self.redis.delete(*(_pending_key(crm, kind, oid) for oid in claimed))
+            self.redis.delete(*(pending_key(crm, kind, oid) for oid in claimed))
             raise
 
     def _mark_seen(self, events: Sequence[ChangeEvent]) -> None:
@@ -125,15 +109,16 @@ class RedisIntake:
             return
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
-            pipe.set(_seen_key(event.crm, event.key), 1, ex=SEEN_TTL)
+            pipe.set(seen_key(event.crm, event.key), 1, ex=SEEN_TTL)
         pipe.execute()
 
 
 class InlineIntake:
     """Runs the work in this process before returning (no Redis configured)."""
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
 
     def submit(self, events: Sequence[ChangeEvent]) -> int:
         fresh: list[ChangeEvent] = []
@@ -141,41 +126,24 @@ class InlineIntake:
             unseen = self.store.unseen_events(crm, [e.key for e in events if e.crm == crm])
             fresh.extend(e for e in events if e.crm == crm and e.key in unseen)
         try:
-            for crm, kinds in Work(fresh).by_crm.items():
-                if kinds["opportunity"]:
-                    jobs.evaluate_opportunities(
-                        crm, list(kinds["opportunity"]), kinds["opportunity"]
-                    )
-                if kinds["account"]:
-                    jobs.evaluate_accounts(crm, list(kinds["account"]))
-                if kinds["deleted"]:
-                    jobs.forget_opportunities(crm, list(kinds["deleted"]), kinds["deleted"])
+            with bound(self.runtime):
+                self._run(fresh)
         except Exception as exc:
             log.exception("in-process work failed")
             raise QueueUnavailable(f"processing failed: {exc}") from exc
         return len(fresh)
 
-
-def clear_pending(redis: Any, crm: str, ids: Sequence[str], kind: str = "opportunity") -> None:
-    """A job starting: later events for these records must queue a new evaluation."""
-    if redis is not None and ids:
-        redis.delete(*(_pending_key(crm, kind, oid) for oid in ids))
-
-
-def schedule_retry(
-    runtime: Any, function: Any, args: tuple, kwargs: dict, attempt: int, delay: float
-) -> None:
-    """Run ``function`` again after ``delay`` seconds (RQ's scheduler, or here and now)."""
-    if runtime.redis is None:
-        time.sleep(min(delay, 2.0))
-        function(*args, attempt=attempt, **kwargs)
-        return
-    make_queue(runtime.redis).enqueue_in(
-        timedelta(seconds=delay), function, *args, attempt=attempt, **kwargs
-    )
+    def _run(self, fresh: Sequence[ChangeEvent]) -> None:
+        for crm, kinds in Work(fresh).by_crm.items():
+            if kinds["opportunity"]:
+                jobs.evaluate_opportunities(crm, list(kinds["opportunity"]), kinds["opportunity"])
+            if kinds["account"]:
+                jobs.evaluate_accounts(crm, list(kinds["account"]))
+            if kinds["deleted"]:
+                jobs.forget_opportunities(crm, list(kinds["deleted"]), kinds["deleted"])
 
 
-def make_intake(runtime: Any) -> RedisIntake | InlineIntake:
+def make_intake(runtime: Runtime) -> RedisIntake | InlineIntake:
     if runtime.redis is not None:
         return RedisIntake(runtime.redis)
-    return InlineIntake(runtime.store)
+    return InlineIntake(runtime)

@@ -12,7 +12,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from integration.jobs.intake import make_queue
+from integration.jobs.context import current as current_runtime
+from integration.jobs.queues import make_queue
+from integration.pipeline.sweep import reconcile_plan, run_sweep
 
 log = logging.getLogger(__name__)
 JOB_ID = "onstrategy-scheduled-reconcile"
@@ -32,10 +34,7 @@ def schedule_reconcile(runtime: Any) -> bool:
 
 def scheduled_reconcile() -> dict[str, int]:
     """Sweep every configured CRM for changes since the last sweep, then reschedule."""
-    from integration.jobs import handlers as jobs
-    from integration.pipeline.sweep import reconcile_plan, run_sweep
-
-    runtime = jobs.runtime()
+    runtime = current_runtime()
     done = {}
     for crm in runtime.settings.crms:
         since = runtime.store.watermark(crm, "reconciled-at") or None

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from integration.jobs.intake import make_queue
+from rq import SimpleWorker
+
+from integration.jobs.context import bound
+from integration.jobs.handlers import listen_for_target_changes
+from integration.jobs.queues import make_queue
+from integration.jobs.schedule import schedule_reconcile
+
+if TYPE_CHECKING:
+    from integration.runtime import Runtime
 
 
-def run_worker(runtime: Any, burst: bool = False) -> bool:
-    """Work the project's queue; the scheduler runs retries and scheduled sweeps.
+class Worker(SimpleWorker):
+    """An RQ worker that runs every job with the runtime it was started with.
 
     A ``SimpleWorker`` runs jobs in this process instead of forking one per job:
     the CRM clients' connection pools, the HubSpot owner/pipeline caches and the
@@ -16,17 +24,24 @@ def run_worker(runtime: Any, burst: bool = False) -> bool:
     is never shared between a parent and a forked child. Job timeouts still
     apply (RQ enforces them with a signal). Run several workers for parallelism.
     """
-    from rq import SimpleWorker
 
-    from integration.jobs.schedule import schedule_reconcile
+    def __init__(self, runtime: Runtime, **options: Any) -> None:
+        super().__init__([make_queue(runtime.redis)], connection=runtime.redis, **options)
+        self.runtime = runtime
 
+    def execute_job(self, job: Any, queue: Any) -> Any:
+        with bound(self.runtime):
+            return super().execute_job(job, queue)
+
+
+def run_worker(runtime: Runtime, burst: bool = False) -> bool:
+    """Work the project's queue; the scheduler runs retries and scheduled sweeps."""
+    listen_for_target_changes(runtime)
     schedule_reconcile(runtime)
-    queue = make_queue(runtime.redis)
-    worker = SimpleWorker([queue], connection=runtime.redis)
-    return worker.work(burst=burst, with_scheduler=True)
+    return Worker(runtime).work(burst=burst, with_scheduler=True)
 
 
-def failed_jobs(runtime: Any) -> list[tuple[str, str, str]]:
+def failed_jobs(runtime: Runtime) -> list[tuple[str, str, str]]:
     """(job id, function, last line of the reason) for every failed job."""
     if runtime.redis is None:
         return []
@@ -37,17 +52,12 @@ def failed_jobs(runtime: Any) -> list[tuple[str, str, str]]:
         if job is None:
             continue
         reason = (job.latest_result().exc_string if job.latest_result() else "") or ""
-        rows.append(
-            (
-                job.id,
-                job.func_name.rsplit(".", 1)[-1],
-                (reason.strip().splitlines()[-1:] and reason.strip().splitlines()[-1]) or "",
-            )
-        )
+        lines = reason.strip().splitlines()
+        rows.append((job.id, job.func_name.rsplit(".", 1)[-1], lines[-1] if lines else ""))
     return rows
 
 
-def requeue(runtime: Any, job_ids: list[str], everything: bool) -> int:
+def requeue(runtime: Runtime, job_ids: list[str], everything: bool) -> int:
     if runtime.redis is None:
         return 0
     registry = make_queue(runtime.redis).failed_job_registry

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -166,6 +166,4 @@ class Processor:
 
 
 def _with_error(decision: Decision, error: str) -> Decision:
-    from dataclasses import replace
-
     return replace(decision, errors=(*decision.errors, error))

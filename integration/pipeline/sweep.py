@@ -13,12 +13,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from connectors.base import OpportunityQuery
 from integration.engine.rulebook import Rulebook
 from integration.pipeline.coaching import CoachingOutcome
 from integration.pipeline.processor import BatchOutcome
-from integration.runtime import Runtime
+
+if TYPE_CHECKING:
+    from integration.runtime import Runtime
 
 Progress = Callable[[int], None]
 

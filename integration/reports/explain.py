@@ -8,14 +8,13 @@ from rich.console import Console
 from rich.panel import Panel
 
 from integration.cli.tables import history_table
+from integration.domain.sfid import to18
 from integration.store.database import Store
 
 
 def print_explanation(store: Store, crm: str, opportunity_id: str, console: Console) -> bool:
     """Print the latest decision, its reasons and history; False when there is none."""
     if crm == "salesforce":
-        from integration.domain.sfid import to18
-
         opportunity_id = to18(opportunity_id)
     latest = store.latest(crm, opportunity_id)
     if latest is None:
