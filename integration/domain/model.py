@@ -11,7 +11,7 @@ so a rule never sees ``None`` (contract: "missing CRM values are null-safe").
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 #: Logical names of the fields the service writes, in the order they are planned.
@@ -96,11 +96,31 @@ class Facts:
             "crm": self.crm,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready) that :meth:`from_dict` turns back into the same facts."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Facts:
+        """Facts from :meth:`to_dict`'s output; unknown keys (a newer writer) are ignored."""
+        return cls(
+            crm=data["crm"],
+            opportunity=_known(Opportunity, data["opportunity"]),
+            account=_known(Account, data.get("account") or {}),
+            owner=_known(Owner, data.get("owner") or {}),
+            products=tuple(data.get("products") or ()),
+        )
+
     def with_account(self, **changes: Any) -> Facts:
         return replace(self, account=replace(self.account, **changes))
 
     def with_owner(self, **changes: Any) -> Facts:
         return replace(self, owner=replace(self.owner, **changes))
+
+
+def _known(kind: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in fields(kind)}
+    return kind(**{key: value for key, value in data.items() if key in names})
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ def forget_opportunities(
     """Deleted or merged-away records: their coaching tasks stop counting against the cap."""
     rt = runtime()
     outcome = rt.coaching(crm).forget(list(ids))
+    rt.store.forget_states(crm, list(ids))
     rt.store.mark_events(crm, {key: opp for opp, key in (event_keys or {}).items()})
     return len(outcome.closed)
 

@@ -51,6 +51,13 @@ def reported_values(decision: Decision, current: dict[str, Any]) -> dict[str, An
     }
 
 
+def held_values(current: dict[str, Any], applied: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """The output fields as the CRM holds them once ``applied`` changes are written."""
+    held = {name: normalized(current.get(name)) for name in OUTPUT_FIELDS}
+    held.update({name: new for name, (_, new) in applied.items()})
+    return held
+
+
 def importance(facts: Facts) -> tuple[float, str]:
     """Most important first: amount x probability, then the nearest close date."""
     o = facts.opportunity

@@ -23,7 +23,7 @@ from integration.domain.model import Decision, Facts, OpportunityRecord
 from integration.engine.evaluate import evaluate
 from integration.engine.rulebook import Rulebook
 from integration.pipeline.coaching import CoachingOutcome, CoachingSync
-from integration.pipeline.planner import plan_fields, reported_values
+from integration.pipeline.planner import held_values, plan_fields, reported_values
 from integration.store.database import DecisionEntry, Store
 
 
@@ -162,6 +162,8 @@ class Processor:
             target_list_version=self.rulebook.targets.version,
             write_error=item.error,
             reported=reported_values(decision, record.current),
+            raw_facts=record.facts,
+            held=held_values(record.current, {} if item.error else item.changes),
         )
 
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from integration.domain.model import Decision, Facts
-from integration.store.models import DecisionRow, EventRow, WatermarkRow, WriteRow
+from integration.store.models import DecisionRow, EventRow, StateRow, WatermarkRow, WriteRow
 from integration.store.tasks import TaskStore
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -109,7 +109,48 @@ class Store:
             session.flush()
             for entry, row in zip(entries, rows, strict=True):
                 session.add_all(list(entry.write_rows(row.id)))
+            self._replace_states(session, entries, rows)
             return [row.id for row in rows]
+
+    def _replace_states(
+        self, session: Any, entries: Sequence[DecisionEntry], rows: Sequence[DecisionRow]
+    ) -> None:
+        """The current-state rows, replaced in the decisions' own transaction."""
+        latest = {
+            (e.decision.crm, e.decision.opportunity_id): (e, r)
+            for e, r in zip(entries, rows, strict=True)
+        }
+        for crm in {crm for crm, _ in latest}:
+            ids = [opp for c, opp in latest if c == crm]
+            session.execute(
+                delete(StateRow).where(StateRow.crm == crm, StateRow.opportunity_id.in_(ids))
+            )
+        session.add_all(entry.state_row(row.decided_at) for entry, row in latest.values())
+
+    # -- current state ---------------------------------------------------
+    def states(self, crm: str | None = None, batch: int = 2000) -> Iterator[StateRow]:
+        """Every opportunity's current state, streamed in batches (memory stays flat)."""
+        query = select(StateRow).order_by(StateRow.crm, StateRow.opportunity_id)
+        if crm:
+            query = query.where(StateRow.crm == crm)
+        with self.session() as session:
+            yield from session.scalars(query.execution_options(yield_per=batch))
+
+    def state(self, crm: str, opportunity_id: str) -> StateRow | None:
+        with self.session() as session:
+            return session.get(StateRow, (crm, opportunity_id))
+
+    def forget_states(self, crm: str, opportunity_ids: Sequence[str]) -> int:
+        """Deleted or merged-away opportunities leave the current state."""
+        if not opportunity_ids:
+            return 0
+        with self.session.begin() as session:
+            result = session.execute(
+                delete(StateRow).where(
+                    StateRow.crm == crm, StateRow.opportunity_id.in_(list(opportunity_ids))
+                )
+            )
+            return result.rowcount or 0
 
     def latest(self, crm: str, opportunity_id: str) -> DecisionRow | None:
         with self.session() as session:
@@ -246,8 +287,12 @@ class DecisionEntry:
         target_list_version: str = "",
         write_error: str = "",
         reported: dict[str, Any] | None = None,
+        raw_facts: Facts | None = None,
+        held: dict[str, Any] | None = None,
     ) -> None:
         self.decision, self.facts, self.changes = decision, facts, changes
+        self.raw_facts = raw_facts or facts
+        self.held = held if held is not None else decision.desired()
         self.trigger, self.event_key = trigger, event_key
         self.target_list_version, self.write_error = target_list_version, write_error
         self.reported = reported or decision.desired()
@@ -285,6 +330,43 @@ class DecisionEntry:
             team=w.team[:255],
             manager_id=w.manager_id,
             changed=bool(self.changes),
+        )
+
+    def state_row(self, decided_at: datetime) -> StateRow:
+        """The opportunity's current state after this decision."""
+        d, o, a, w = self.decision, self.facts.opportunity, self.facts.account, self.facts.owner
+        return StateRow(
+            crm=d.crm,
+            opportunity_id=d.opportunity_id,
+            facts=json.dumps(self.raw_facts.to_dict()),
+            crm_values=json.dumps(self.held),
+            fit=d.fit[:255],
+            fit_rule=d.fit_rule[:200],
+            reason=d.reason,
+            warning=d.warning_text,
+            warnings=json.dumps([warning.rule for warning in d.warnings]),
+            coaching=json.dumps([task.rule for task in d.coaching]),
+            comp_eligible=d.comp_eligible,
+            frozen=d.frozen,
+            ruleset_version=d.ruleset_version,
+            target_list_version=self.target_list_version,
+            name=o.name[:255],
+            amount=o.amount,
+            stage=o.stage[:100],
+            probability=o.probability,
+            close_date=o.close_date,
+            created_date=getattr(o, "created_date", ""),
+            is_closed=o.is_closed,
+            is_won=o.is_won,
+            account_id=a.id,
+            account_name=a.name[:255],
+            industry=a.industry[:255],
+            on_target_list=a.on_target_list,
+            owner_id=w.id,
+            owner_name=w.name[:255],
+            team=w.team[:255],
+            manager_id=w.manager_id[:255],
+            decided_at=decided_at,
         )
 
     def write_rows(self, decision_id: int) -> Iterator[WriteRow]:

@@ -87,6 +87,58 @@ class EventRow(Base):
     processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class StateRow(Base):
+    """Each opportunity's current state: its latest facts, live decision and CRM values.
+
+    One row per opportunity, replaced with every decision taken on it (and deleted
+    when the opportunity is). Rules preview and the insights read this table alone:
+    no CRM call and no replay of the decision history, so their cost does not grow
+    with the history. ``facts`` are the facts as read from the CRM (before the target
+    list and the managers file are applied), so a draft rulebook can be judged on
+    them; ``crm_values`` are the output fields as the CRM holds them after the
+    decision's writes (a frozen deal keeps what it has).
+    """
+
+    __tablename__ = "opportunity_state"
+    __table_args__ = (
+        Index("ix_state_team", "crm", "team"),
+        Index("ix_state_owner", "crm", "owner_id"),
+        Index("ix_state_closed", "is_closed", "close_date"),
+    )
+
+    crm: Mapped[str] = mapped_column(String(20), primary_key=True)
+    opportunity_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    facts: Mapped[str] = mapped_column(Text)  # JSON of Facts.to_dict()
+    crm_values: Mapped[str] = mapped_column(Text, default="{}")  # JSON, logical names
+    fit: Mapped[str] = mapped_column(String(255))
+    fit_rule: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    warning: Mapped[str] = mapped_column(Text, default="")
+    warnings: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of rule names
+    coaching: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of rule names
+    comp_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    frozen: Mapped[bool] = mapped_column(Boolean, default=False)
+    ruleset_version: Mapped[str] = mapped_column(String(40), default="")
+    target_list_version: Mapped[str] = mapped_column(String(40), default="")
+    name: Mapped[str] = mapped_column(String(255), default="")
+    amount: Mapped[float] = mapped_column(Float, default=0.0)
+    stage: Mapped[str] = mapped_column(String(100), default="")
+    probability: Mapped[int] = mapped_column(Integer, default=0)
+    close_date: Mapped[str] = mapped_column(String(10), default="")
+    created_date: Mapped[str] = mapped_column(String(10), default="")
+    is_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_won: Mapped[bool] = mapped_column(Boolean, default=False)
+    account_id: Mapped[str] = mapped_column(String(64), default="")
+    account_name: Mapped[str] = mapped_column(String(255), default="")
+    industry: Mapped[str] = mapped_column(String(255), default="")
+    on_target_list: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner_id: Mapped[str] = mapped_column(String(64), default="")
+    owner_name: Mapped[str] = mapped_column(String(255), default="")
+    team: Mapped[str] = mapped_column(String(255), default="")
+    manager_id: Mapped[str] = mapped_column(String(255), default="")
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class TaskRow(Base):
     """A coaching task the service created (or queued, waiting for a free slot)."""
 
