@@ -49,10 +49,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench import fake_orgs  # noqa: E402
-from connectors.base import FieldMap  # noqa: E402
 from connectors.hubspot import HubSpotConnector  # noqa: E402
 from connectors.hubspot_api import HubSpotApi  # noqa: E402
 from connectors.ratelimit import TokenBucket  # noqa: E402
+from integration.domain.fields import FieldMap  # noqa: E402
 from integration.pipeline.sweep import sync_targets  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402

@@ -19,40 +19,6 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from integration.domain.model import OpportunityRecord
 
-DEFAULT_FIELDS = {
-    "salesforce": {
-        "fit": "Strategy_Fit__c",
-        "reason": "Strategy_Fit_Reason__c",
-        "warning": "Strategy_Warning__c",
-        "comp_eligible": "Comp_Eligible__c",
-        "exception_reason": "Strategy_Exception_Reason__c",
-        "account_target": "Target_Account__c",
-    },
-    "hubspot": {
-        "fit": "strategy_fit",
-        "reason": "strategy_fit_reason",
-        "warning": "strategy_warning",
-        "comp_eligible": "comp_eligible",
-        "exception_reason": "strategy_exception_reason",
-        "account_target": "hs_is_target_account",
-    },
-}
-DEFAULT_FIELDS["sandbox"] = DEFAULT_FIELDS["hubspot"]
-
-
-@dataclass(frozen=True)
-class FieldMap:
-    """Logical field name -> the CRM's field name, with the rule file's overrides."""
-
-    names: dict[str, str]
-
-    @classmethod
-    def for_crm(cls, crm: str, overrides: dict[str, str] | None = None) -> FieldMap:
-        return cls({**DEFAULT_FIELDS[crm], **(overrides or {})})
-
-    def __getitem__(self, logical: str) -> str:
-        return self.names[logical]
-
 
 @dataclass(frozen=True)
 class FieldUpdate:

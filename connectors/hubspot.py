@@ -16,18 +16,12 @@ from typing import Any
 
 from connectors import hubspot_facts as hf
 from connectors import hubspot_payloads as hp
-from connectors.base import (
-    FieldMap,
-    FieldUpdate,
-    OpportunityQuery,
-    TaskClose,
-    TaskSpec,
-    WriteResult,
-    chunks,
-)
+from connectors.base import FieldUpdate, OpportunityQuery, TaskClose, TaskSpec, WriteResult, chunks
+from connectors.config import HubSpotConfig
 from connectors.hubspot_api import HubSpotApi
 from connectors.hubspot_setup import ensure_fields
 from connectors.ratelimit import hubspot_buckets
+from integration.domain.fields import FieldMap
 from integration.domain.model import OpportunityRecord, Owner
 
 CACHE_SECONDS = 900  # owners, pipelines and industry options are re-read this often
@@ -339,9 +333,7 @@ class HubSpotConnector:
         return ensure_fields(self.api, self.fields, tags)
 
 
-def from_settings(settings: Any, fields: FieldMap, redis: Any = None) -> HubSpotConnector:
-    """The connector for ``settings``; ``redis`` shares the rate-limit budget across workers."""
-    api = HubSpotApi.create(
-        settings.hubspot_access_token, settings.hubspot_api_url, buckets=hubspot_buckets(redis)
-    )
+def from_config(config: HubSpotConfig, fields: FieldMap, redis: Any = None) -> HubSpotConnector:
+    """The connector for ``config``; ``redis`` shares the rate-limit budget across workers."""
+    api = HubSpotApi.create(config.access_token, config.api_url, buckets=hubspot_buckets(redis))
     return HubSpotConnector(api, fields)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import FieldMap
+from integration.domain.fields import FieldMap
 from integration.domain.model import Account, Facts, Opportunity, OpportunityRecord, Owner
 
 DEAL_PROPERTIES = (

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.base import FieldMap, NotFound
+from connectors.base import NotFound
+from integration.domain.fields import FieldMap
 
 GROUP = {"name": "onstrategy", "label": "OnStrategy", "displayOrder": -1}
 OBJECT = "deals"

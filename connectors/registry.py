@@ -6,14 +6,15 @@ from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
-from connectors.base import Connector, FieldMap
+from connectors.base import Connector
+from integration.domain.fields import FieldMap
 
 #: CRM name -> "module:factory"; modules are imported on first use so a sandbox
 #: demo never loads a CRM client library it does not need.
 CONNECTORS: dict[str, str] = {
-    "hubspot": "connectors.hubspot:from_settings",
-    "salesforce": "connectors.salesforce:from_settings",
-    "sandbox": "connectors.sandbox:SandboxConnector.from_settings",
+    "hubspot": "connectors.hubspot:from_config",
+    "salesforce": "connectors.salesforce:from_config",
+    "sandbox": "connectors.sandbox:SandboxConnector.from_config",
 }
 
 
@@ -25,11 +26,11 @@ def _factory(crm: str) -> Callable[..., Connector]:
     return target
 
 
-def build_connector(crm: str, settings: Any, fields: FieldMap, redis: Any = None) -> Connector:
+def build_connector(crm: str, config: Any, fields: FieldMap, redis: Any = None) -> Connector:
     """A connector for ``crm``, checked against the :class:`Connector` protocol."""
     if crm not in CONNECTORS:
         raise ValueError(f"unknown CRM {crm!r} (known: {', '.join(CONNECTORS)})")
-    connector = _factory(crm)(settings, fields, redis)
+    connector = _factory(crm)(config, fields, redis)
     if not isinstance(connector, Connector):
         raise TypeError(f"{crm} connector does not implement connectors.base.Connector")
     return connector

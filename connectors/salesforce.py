@@ -35,7 +35,6 @@ from connectors import salesforce_setup, salesforce_soql
 from connectors.base import (
     AuthError,
     ConnectorError,
-    FieldMap,
     FieldUpdate,
     OpportunityQuery,
     OpportunityRecord,
@@ -44,9 +43,10 @@ from connectors.base import (
     WriteResult,
     chunks,
 )
+from connectors.config import SalesforceConfig
 from connectors.salesforce_auth import Login, choose
+from integration.domain.fields import FieldMap
 from integration.domain.sfid import to18
-from integration.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -338,16 +338,18 @@ def _share(usage: tuple[int, int]) -> float:
     return used / total if total else 0.0
 
 
-def from_settings(settings: Settings, fields: FieldMap, redis: Any = None) -> SalesforceConnector:
+def from_config(
+    config: SalesforceConfig, fields: FieldMap, redis: Any = None
+) -> SalesforceConnector:
     """The connector for the configured org; sign-in happens on the first call.
 
     ``redis`` is accepted for parity with the other connectors and not needed:
     the session lives in the client and is renewed on expiry.
     """
-    auth = choose(settings)
+    auth = choose(config)
     return SalesforceConnector(
         auth.login,
         fields,
         renewable=auth.renewable,
-        multi_currency=bool(getattr(settings, "salesforce_multi_currency", False)),
+        multi_currency=config.multi_currency,
     )

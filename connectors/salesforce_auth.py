@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import requests
 from simple_salesforce import Salesforce
 
-from integration.settings import Settings, SettingsError
+from connectors.config import ConfigError, SalesforceConfig
 
 #: Tag on every REST call, so Change Data Capture's ``changeOrigin`` names us
 #: (Salesforce REST "Call Options Header").
@@ -60,59 +60,59 @@ def _jwt_domain(instance_url: str) -> str:
     return "test" if ".sandbox." in host or host.startswith("test.") else "login"
 
 
-def _jwt(settings: Settings) -> Login:
+def _jwt(config: SalesforceConfig) -> Login:
     return lambda: Salesforce(
-        username=settings.salesforce_username,
-        consumer_key=settings.salesforce_client_id,
-        privatekey_file=settings.salesforce_private_key_file,
-        domain=_jwt_domain(settings.salesforce_instance_url),
-        version=settings.salesforce_api_version,
+        username=config.username,
+        consumer_key=config.client_id,
+        privatekey_file=config.private_key_file,
+        domain=_jwt_domain(config.instance_url),
+        version=config.api_version,
         session=_session(),
     )
 
 
-def _password(settings: Settings) -> Login:
+def _password(config: SalesforceConfig) -> Login:
     return lambda: Salesforce(
-        username=settings.salesforce_username,
-        password=settings.salesforce_password,
-        security_token=settings.salesforce_security_token,
-        domain=_domain(settings.salesforce_instance_url),
-        version=settings.salesforce_api_version,
+        username=config.username,
+        password=config.password,
+        security_token=config.security_token,
+        domain=_domain(config.instance_url),
+        version=config.api_version,
         session=_session(),
     )
 
 
-def _token(settings: Settings) -> Login:
+def _token(config: SalesforceConfig) -> Login:
     return lambda: Salesforce(
-        session_id=settings.salesforce_access_token,
-        instance_url=settings.salesforce_instance_url,
-        version=settings.salesforce_api_version,
+        session_id=config.access_token,
+        instance_url=config.instance_url,
+        version=config.api_version,
         session=_session(),
     )
 
 
 #: mode -> (settings attributes that must all be set, login builder, renewable)
-MODES: dict[str, tuple[tuple[str, ...], Callable[[Settings], Login], bool]] = {
+MODES: dict[str, tuple[tuple[str, ...], Callable[[SalesforceConfig], Login], bool]] = {
     "jwt": (
-        ("salesforce_client_id", "salesforce_private_key_file", "salesforce_username"),
+        ("client_id", "private_key_file", "username"),
         _jwt,
         True,
     ),
     "password": (
-        ("salesforce_username", "salesforce_password", "salesforce_security_token"),
+        ("username", "password", "security_token"),
         _password,
         True,
     ),
-    "token": (("salesforce_access_token", "salesforce_instance_url"), _token, False),
+    "token": (("access_token", "instance_url"), _token, False),
 }
 
 
-def choose(settings: Settings) -> Auth:
-    """The first complete sign-in mode, or a :class:`SettingsError` naming what is missing."""
+def choose(config: SalesforceConfig) -> Auth:
+    """The first complete sign-in mode, or a ConfigError naming what is missing."""
     for mode, (needed, build, renewable) in MODES.items():
-        if all(getattr(settings, name) for name in needed):
-            return Auth(mode, build(settings), renewable)
-    raise SettingsError(
+        if all(getattr(config, name) for name in needed):
+            return Auth(mode, build(config), renewable)
+    raise ConfigError(
         "Salesforce credentials are incomplete: set ONSTRATEGY_SALESFORCE_ACCESS_TOKEN + "
         "_INSTANCE_URL, or _USERNAME + _PASSWORD + _SECURITY_TOKEN, or JWT: "
         "_CLIENT_ID + _PRIVATE_KEY_FILE + _USERNAME"

@@ -20,7 +20,8 @@ from xml.sax.saxutils import escape
 
 from simple_salesforce import Salesforce, format_soql
 
-from connectors.base import AuthError, FieldMap, RejectedError
+from connectors.base import AuthError, RejectedError
+from integration.domain.fields import FieldMap
 
 Call = Callable[[str, Callable[[Salesforce], Any]], Any]
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from simple_salesforce import format_soql
 
-from connectors.base import FieldMap, OpportunityQuery
+from connectors.base import OpportunityQuery
+from integration.domain.fields import FieldMap
 from integration.domain.model import (
     OUTPUT_FIELDS,
     Account,

@@ -22,15 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from connectors import sandbox_db as sdb
-from connectors.base import (
-    FieldMap,
-    FieldUpdate,
-    OpportunityQuery,
-    TaskClose,
-    TaskSpec,
-    WriteResult,
-    chunks,
-)
+from connectors.base import FieldUpdate, OpportunityQuery, TaskClose, TaskSpec, WriteResult, chunks
+from connectors.config import SandboxConfig
+from integration.domain.fields import FieldMap
 from integration.domain.model import OUTPUT_FIELDS, OpportunityRecord
 
 SANDBOX_DB_NAME = "onstrategy-sandbox.db"
@@ -92,9 +86,11 @@ class SandboxConnector:
         self._db.executescript(sdb.SCHEMA)
 
     @classmethod
-    def from_settings(cls, settings: Any, fields: FieldMap, redis: Any = None) -> SandboxConnector:
-        """Build from :class:`integration.settings.Settings`; ``redis`` is not needed here."""
-        return cls(default_path(settings.database_url), fields)
+    def from_config(
+        cls, config: SandboxConfig, fields: FieldMap, redis: Any = None
+    ) -> SandboxConnector:
+        """Build from its config; ``redis`` is not needed here."""
+        return cls(config.path, fields)
 
     def close(self) -> None:
         self._db.close()
@@ -336,4 +332,4 @@ class SandboxConnector:
                 raise KeyError(task_id)
 
 
-from_settings = SandboxConnector.from_settings
+from_config = SandboxConnector.from_config

@@ -14,8 +14,11 @@ from typing import Any
 
 from redis import Redis
 
-from connectors.base import Connector, FieldMap
+from connectors.base import Connector
+from connectors.config import HubSpotConfig, SalesforceConfig, SandboxConfig
 from connectors.registry import build_connector
+from connectors.sandbox import default_path
+from integration.domain.fields import FieldMap
 from integration.engine.rulebook import Rulebook, RulesHolder
 from integration.pipeline.coaching import CoachingSync
 from integration.pipeline.processor import Processor
@@ -53,9 +56,8 @@ class Runtime:
 
     def connector(self, crm: str) -> Connector:
         if crm not in self._connectors:
-            self._connectors[crm] = build_connector(
-                crm, self.settings, self.fields(crm), self.redis
-            )
+            config = connector_config(crm, self.settings)
+            self._connectors[crm] = build_connector(crm, config, self.fields(crm), self.redis)
         return self._connectors[crm]
 
     def processor(self, crm: str, **options: Any) -> Processor:
@@ -70,6 +72,30 @@ class Runtime:
     def _targets_changed(self, previous: Rulebook, current: Rulebook) -> None:
         for listener in self.target_listeners:
             listener(previous, current)
+
+
+def connector_config(crm: str, settings: Settings) -> Any:
+    """The config object one CRM's connector is built from (connectors never see settings)."""
+    return CONNECTOR_CONFIGS[crm](settings)
+
+
+CONNECTOR_CONFIGS: dict[str, Callable[[Settings], Any]] = {
+    "hubspot": lambda s: HubSpotConfig(
+        access_token=s.hubspot_access_token, api_url=s.hubspot_api_url
+    ),
+    "salesforce": lambda s: SalesforceConfig(
+        instance_url=s.salesforce_instance_url,
+        access_token=s.salesforce_access_token,
+        username=s.salesforce_username,
+        password=s.salesforce_password,
+        security_token=s.salesforce_security_token,
+        client_id=s.salesforce_client_id,
+        private_key_file=s.salesforce_private_key_file,
+        api_version=s.salesforce_api_version,
+        multi_currency=s.salesforce_multi_currency,
+    ),
+    "sandbox": lambda s: SandboxConfig(path=default_path(s.database_url)),
+}
 
 
 def _redis(url: str) -> Any:

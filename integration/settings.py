@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlparse
 
-CRM_NAMES = ("hubspot", "salesforce", "sandbox")
+from integration.domain.crms import CRM_NAMES
 
 
 class SettingsError(ValueError):

@@ -30,11 +30,11 @@ from urllib.parse import parse_qs, urlparse
 
 import responses
 
-from connectors.base import FieldMap
+from connectors.config import SalesforceConfig
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce_auth import MODES, Auth
+from integration.domain.fields import FieldMap
 from integration.domain.sfid import to18
-from integration.settings import Settings
 
 INSTANCE = "acme.my.salesforce.com"
 VERSION = "62.0"
@@ -168,24 +168,22 @@ class SalesforceFake:
 
     def connector(self, fields: FieldMap | None = None, **options: Any) -> SalesforceConnector:
         """A connector signed in with the access token ``TOKEN`` (not renewable)."""
-        settings = Settings(
-            salesforce_instance_url=f"https://{INSTANCE}",
-            salesforce_access_token="TOKEN",
-            salesforce_api_version=VERSION,
+        config = SalesforceConfig(
+            instance_url=f"https://{INSTANCE}", access_token="TOKEN", api_version=VERSION
         )
-        return _connector(settings, "token", fields, options)
+        return _connector(config, "token", fields, options)
 
     def password_connector(
         self, fields: FieldMap | None = None, **options: Any
     ) -> SalesforceConnector:
-        settings = Settings(
-            salesforce_instance_url=f"https://{INSTANCE}",
-            salesforce_username="integration@acme.example",
-            salesforce_password="pw",
-            salesforce_security_token="tok",
-            salesforce_api_version=VERSION,
+        config = SalesforceConfig(
+            instance_url=f"https://{INSTANCE}",
+            username="integration@acme.example",
+            password="pw",
+            security_token="tok",
+            api_version=VERSION,
         )
-        return _connector(settings, "password", fields, options)
+        return _connector(config, "password", fields, options)
 
     def kinds(self) -> list[str]:
         return [c.kind for c in self.calls]
@@ -373,10 +371,10 @@ class SalesforceFake:
 
 
 def _connector(
-    settings: Settings, mode: str, fields: FieldMap | None, options: dict[str, Any]
+    config: SalesforceConfig, mode: str, fields: FieldMap | None, options: dict[str, Any]
 ) -> SalesforceConnector:
     _, build, renewable = MODES[mode]
-    auth = Auth(mode, build(settings), renewable)
+    auth = Auth(mode, build(config), renewable)
     options.setdefault("sleep", lambda seconds: None)
     return SalesforceConnector(
         auth.login, fields or FieldMap.for_crm("salesforce"), renewable=auth.renewable, **options

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import responses
 
-from connectors.base import FieldMap
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_api import HubSpotApi
 from connectors.ratelimit import TokenBucket
 from fakes.hubspot_server import FakeHubSpot
+from integration.domain.fields import FieldMap
 from integration.engine.rulebook import load_rulebook
 from integration.pipeline.processor import Processor
 from integration.store.database import Store

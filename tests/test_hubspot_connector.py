@@ -10,7 +10,6 @@ import pytest
 from connectors.base import (
     AuthError,
     Connector,
-    FieldMap,
     FieldUpdate,
     OpportunityQuery,
     RateLimited,
@@ -21,6 +20,7 @@ from connectors.base import (
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_api import HubSpotApi
 from connectors.ratelimit import TokenBucket
+from integration.domain.fields import FieldMap
 
 try:
     from tests.fakes.hubspot_server import FakeHubSpot

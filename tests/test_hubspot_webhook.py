@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from connectors.base import FieldMap
 from integration.domain.events import ChangeEvent, QueueUnavailable
+from integration.domain.fields import FieldMap
 from integration.settings import Settings
 from webhooks import hubspot as view
 from webhooks.hubspot_signature import (

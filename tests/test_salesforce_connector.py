@@ -11,7 +11,6 @@ import responses
 from connectors.base import (
     AuthError,
     Connector,
-    FieldMap,
     FieldUpdate,
     NotFound,
     OpportunityQuery,
@@ -21,8 +20,9 @@ from connectors.base import (
     TaskSpec,
     TransientError,
 )
-from connectors.salesforce import from_settings
-from integration.settings import Settings, SettingsError
+from connectors.config import ConfigError, SalesforceConfig
+from connectors.salesforce import from_config
+from integration.domain.fields import FieldMap
 from sf_fake import SalesforceFake, sfid
 
 
@@ -275,13 +275,11 @@ def test_renamed_fields_are_used(org):
     assert org.opportunities[oid]["Fit__c"] == "On"
 
 
-def test_from_settings_needs_complete_credentials():
-    with pytest.raises(SettingsError, match="_PRIVATE_KEY_FILE"):
-        from_settings(Settings(salesforce_username="u"), FieldMap.for_crm("salesforce"))
-    connector = from_settings(
-        Settings(
-            salesforce_instance_url="https://acme.my.salesforce.com", salesforce_access_token="T"
-        ),
+def test_from_config_needs_complete_credentials():
+    with pytest.raises(ConfigError, match="_PRIVATE_KEY_FILE"):
+        from_config(SalesforceConfig(username="u"), FieldMap.for_crm("salesforce"))
+    connector = from_config(
+        SalesforceConfig(instance_url="https://acme.my.salesforce.com", access_token="T"),
         FieldMap.for_crm("salesforce"),
     )
     assert connector.name == "salesforce"
@@ -298,11 +296,11 @@ def test_jwt_bearer_sign_in(tmp_path):
         serialization.NoEncryption(),
     )
     (tmp_path / "key.pem").write_bytes(pem)
-    settings = Settings(
-        salesforce_instance_url="https://acme.my.salesforce.com",
-        salesforce_client_id="3MVG9-client",
-        salesforce_private_key_file=str(tmp_path / "key.pem"),
-        salesforce_username="integration@acme.example",
+    config = SalesforceConfig(
+        instance_url="https://acme.my.salesforce.com",
+        client_id="3MVG9-client",
+        private_key_file=str(tmp_path / "key.pem"),
+        username="integration@acme.example",
     )
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         org = SalesforceFake()
@@ -313,6 +311,6 @@ def test_jwt_bearer_sign_in(tmp_path):
             json={"access_token": "TOKEN", "instance_url": "https://acme.my.salesforce.com"},
         )
         [oid] = seed(org, 1)
-        connector = from_settings(settings, FieldMap.for_crm("salesforce"))
+        connector = from_config(config, FieldMap.for_crm("salesforce"))
         assert [r.id for r in connector.read_opportunities([oid])] == [oid]
         assert token.call_count == 1

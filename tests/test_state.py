@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from test_store import entry
+
 from integration.domain.model import Facts
 from integration.pipeline.processor import Processor
-from test_store import entry
 
 
 def test_each_decision_replaces_the_opportunitys_state(store):

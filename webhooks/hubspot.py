@@ -19,9 +19,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from connectors.base import FieldMap
 from connectors.hubspot_facts import DEAL_PROPERTIES
 from integration.domain.events import ChangeEvent, QueueUnavailable
+from integration.domain.fields import FieldMap
 from webhooks.hubspot_signature import InvalidSignature, verify
 
 log = logging.getLogger(__name__)

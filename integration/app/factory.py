@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from connectors.base import FieldMap
 from integration.app.admin import bp as admin_bp
 from integration.app.metrics import Metrics
+from integration.domain.fields import FieldMap
 from integration.jobs.handlers import listen_for_target_changes
 from integration.jobs.intake import make_intake
 from integration.runtime import Runtime

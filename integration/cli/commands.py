@@ -13,16 +13,17 @@ from rich.progress import Progress
 from integration.app.factory import create_app
 from integration.cli.crm_setup import run_setup
 from integration.cli.demo import run_demo
+from integration.cli.explain import print_explanation
 from integration.cli.tables import print_outcome, print_report
+from integration.domain.crms import CRM_NAMES, REMOTE_CRMS
 from integration.engine.casebook import run_tests
 from integration.engine.rulebook import load_rulebook
 from integration.engine.ruleset import load_ruleset
 from integration.jobs.worker import failed_jobs, requeue, run_worker
 from integration.pipeline.sweep import reconcile_plan, run_sweep, sync_targets
 from integration.reports import figures as report_module
-from integration.reports.explain import print_explanation
 from integration.runtime import Runtime
-from integration.settings import CRM_NAMES, Settings, SettingsError
+from integration.settings import Settings, SettingsError
 
 console = Console()
 CRM = click.Choice(CRM_NAMES)
@@ -154,7 +155,7 @@ def rules_test(rules_dir: str | None) -> None:
 
 
 @main.command()
-@click.option("--crm", type=click.Choice(("hubspot", "salesforce")), required=True)
+@click.option("--crm", type=click.Choice(REMOTE_CRMS), required=True)
 def setup(crm: str) -> None:
     """Create the custom fields/properties the service writes, idempotently."""
 
