@@ -256,7 +256,7 @@ def test_target_list_bad_crm(rules_dir):
     path.write_text("crm,account_id,name\nsandbox,ACC-1,Alpha\nzoho,ACC-2,Beta\n")
     code, output = _csv_problems(rules_dir)
     assert code == 1
-    assert output == [f"{path}:3: crm must be one of salesforce, hubspot, sandbox; got 'zoho'"]
+    assert output == [f"{path}:3: crm must be one of hubspot, salesforce, sandbox; got 'zoho'"]
 
 
 def test_target_list_empty_value(rules_dir):
@@ -280,7 +280,7 @@ def test_managers_bad_crm_and_missing_column(rules_dir, tmp_path):
     path.write_text("crm,rep,manager\nsandbox,U-004,U-001\n\nhubspto,U-005,U-001\n")
     code, output = _csv_problems(rules_dir)
     assert code == 1
-    assert output == [f"{path}:4: crm must be one of salesforce, hubspot, sandbox; got 'hubspto'"]
+    assert output == [f"{path}:4: crm must be one of hubspot, salesforce, sandbox; got 'hubspto'"]
     path.write_text("crm,rep\nsandbox,U-004\n")
     code, output = _csv_problems(rules_dir)
     assert code == 1

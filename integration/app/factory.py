@@ -13,6 +13,7 @@ from flask import Flask, Response, jsonify
 
 from integration.app.admin import bp as admin_bp
 from integration.app.metrics import Metrics
+from integration.domain.events import MAX_WEBHOOK_BODY
 from integration.domain.fields import FieldMap
 from integration.jobs.handlers import listen_for_target_changes
 from integration.jobs.intake import make_intake
@@ -20,8 +21,6 @@ from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
 from webhooks.hubspot import bp as hubspot_bp
 from webhooks.salesforce import bp as salesforce_bp
-
-MAX_BODY = 1024 * 1024  # webhooks answer 413 above 1 MiB
 
 
 @dataclass
@@ -46,7 +45,7 @@ def create_app(
 
     listen_for_target_changes(runtime)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.config["MAX_CONTENT_LENGTH"] = MAX_WEBHOOK_BODY
     state = AppState(settings, runtime, intake or make_intake(runtime), Metrics())
     app.extensions["onstrategy"] = state
     _register_blueprints(app)

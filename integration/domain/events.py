@@ -35,6 +35,9 @@ class ChangeEvent:
 
 KINDS = ("opportunity", "account", "deleted")
 
+#: The largest webhook body accepted; larger ones are answered 413 unread (contract: 1 MiB).
+MAX_WEBHOOK_BODY = 1024 * 1024
+
 
 class QueueUnavailable(Exception):
     """The queue could not take the work; the caller must not acknowledge."""

@@ -13,18 +13,17 @@ import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from integration.domain.crms import CRM_NAMES
 from integration.engine.yamlsource import Problem
-
-CRMS = ("salesforce", "hubspot", "sandbox")
 
 
 def crm_of(row: dict[str, str], path: Path, line: int, problems: list[Problem]) -> str | None:
     """The row's CRM name, or ``None`` after recording why it is not one."""
     crm = row["crm"].lower()
-    if crm in CRMS:
+    if crm in CRM_NAMES:
         return crm
     problems.append(
-        Problem(str(path), line, f"crm must be one of {', '.join(CRMS)}; got {row['crm']!r}")
+        Problem(str(path), line, f"crm must be one of {', '.join(CRM_NAMES)}; got {row['crm']!r}")
     )
     return None
 

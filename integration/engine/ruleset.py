@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from integration.domain.crms import CRM_NAMES
 from integration.engine.conditions import Condition, Scope
 from integration.engine.rules_schema import Checker
 from integration.engine.templates import Template
@@ -280,7 +281,7 @@ def _fields(raw: Any, line: int, c: Checker) -> dict[str, dict[str, str]]:
         return {}
     result: dict[str, dict[str, str]] = {"*": {}}
     for key, value in raw.items():
-        if key in ("salesforce", "hubspot", "sandbox") and c.mapping(value, raw.line_of(key), key):
+        if key in CRM_NAMES and c.mapping(value, raw.line_of(key), key):
             result[key] = _field_names(value, c)
         elif key in LOGICAL_FIELDS:
             result["*"].update(_field_names({key: value}, c, raw.line_of(key)))
