@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from flask import Flask
+from webhook_app import build_app, metric, queued, queued_keys
 
-from integration.domain.events import ChangeEvent, QueueUnavailable
-from integration.domain.fields import FieldMap
-from integration.settings import Settings
 from webhooks import salesforce_soap
-from webhooks.salesforce import bp, starts_no_work
+from webhooks.salesforce import outbound_events, starts_no_work
 from webhooks.signed_events import sign
 
 FIXTURES = Path(__file__).parent / "fixtures" / "salesforce"
@@ -22,49 +18,35 @@ ORG = "00D5w000004qGTO"  # 15-character form on purpose: compared in 18
 SECRET = "s3cret"
 ACK = b'<notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound">'
 INTEGRATION_USER = "0055w00000IntgrAAB"
+OPPORTUNITY = "0065w000023STAmAAO"
+EVENTS = "onstrategy_webhook_events_total"
 
 
-class RecordingIntake:
-    """Fake at the boundary: records what the view queued."""
-
-    def __init__(self) -> None:
-        self.events: list[ChangeEvent] = []
-
-    def submit(self, events: Sequence[ChangeEvent]) -> int:
-        self.events += events
-        return len(events)
-
-
-class DownIntake:
-    def submit(self, events: Sequence[ChangeEvent]) -> int:
-        raise QueueUnavailable("redis down")
+def salesforce_app(folder: Path, **env: str):
+    """The app for one org, as ``ONSTRATEGY_SALESFORCE_*`` settings configure it."""
+    values = {
+        "SALESFORCE_ORG_ID": ORG,
+        "SALESFORCE_WEBHOOK_SECRET": SECRET,
+        "SALESFORCE_INTEGRATION_USER_ID": INTEGRATION_USER,
+        **env,
+    }
+    return build_app(folder, **values)
 
 
-class Extension:
-    def __init__(self, intake: object, integration_user: str = "") -> None:
-        self.settings = Settings(salesforce_org_id=ORG, salesforce_webhook_secret=SECRET)
-        self.intake = intake
-        self.salesforce_integration_user_id = integration_user
-
-    def fields(self, crm: str) -> FieldMap:
-        return FieldMap.for_crm(crm)
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    return salesforce_app(tmp_path_factory.mktemp("salesforce"))
 
 
-def make_client(intake: object, integration_user: str = ""):
-    app = Flask(__name__)
-    app.register_blueprint(bp)
-    app.extensions["onstrategy"] = Extension(intake, integration_user)
+@pytest.fixture
+def queue(redis_conn):
+    """The test Redis, empty before and after each test."""
+    return redis_conn
+
+
+@pytest.fixture
+def client(app, queue):
     return app.test_client()
-
-
-@pytest.fixture
-def intake() -> RecordingIntake:
-    return RecordingIntake()
-
-
-@pytest.fixture
-def client(intake: RecordingIntake):
-    return make_client(intake)
 
 
 def post_xml(client, body: bytes):
@@ -87,88 +69,122 @@ def assert_fault(response, status: int) -> None:
 # -- outbound messages ----------------------------------------------------
 
 
-def test_one_notification_is_queued_then_acked(client, intake):
+def test_one_notification_is_queued_then_acked(client, queue):
     response = post_xml(client, fixture("outbound_opportunity__one_notification.xml"))
     assert response.status_code == 200
     assert response.content_type.startswith("text/xml")
     assert ACK in response.data and b"<Ack>true</Ack>" in response.data
-    [event] = intake.events
-    assert event == ChangeEvent(
-        crm="salesforce",
-        kind="opportunity",
-        object_id="0065w000023STAmAAO",
-        key="salesforce:04l5w00005286hAAAQ",
-        occurred_at="2020-05-09T03:04:32.000Z",
-        source="salesforce:outbound",
-        extra={"sobject": "Opportunity", "action_id": "04k5w000000TSwMAAW"},
-    )
+    assert queued(queue) == [("salesforce", "opportunity", OPPORTUNITY)]
+    assert queued_keys(queue) == {OPPORTUNITY: "salesforce:04l5w00005286hAAAQ"}
 
 
-def test_two_notifications_15_char_ids_become_18(client, intake):
+def test_outbound_event_details():
+    message = salesforce_soap.parse(fixture("outbound_opportunity__one_notification.xml"))
+    [event] = outbound_events(message, frozenset()).events
+    assert event.occurred_at == "2020-05-09T03:04:32.000Z"
+    assert event.source == "salesforce:outbound"
+    assert event.extra["sobject"] == "Opportunity"
+    assert event.extra["action_id"] == "04k5w000000TSwMAAW"
+
+
+def test_two_notifications_15_char_ids_become_18(client, queue):
     response = post_xml(client, fixture("outbound_opportunity__two_notifications.xml"))
     assert response.status_code == 200
-    assert [e.object_id for e in intake.events] == ["0065w000023STAmAAO", "0065w000023STAnAAO"]
-    assert [e.key for e in intake.events] == [
-        "salesforce:04l5w00005286hAAAQ",
-        "salesforce:04l5w00005286hBAAQ",
-    ]
+    assert queued_keys(queue) == {
+        OPPORTUNITY: "salesforce:04l5w00005286hAAAQ",
+        "0065w000023STAnAAO": "salesforce:04l5w00005286hBAAQ",
+    }
 
 
-def test_account_target_flag_change_is_an_account_event(client, intake):
+def test_account_target_flag_change_is_an_account_event(client, queue):
     response = post_xml(client, fixture("outbound_account__target_flag.xml"))
     assert response.status_code == 200
-    [event] = intake.events
-    assert (event.kind, event.object_id) == ("account", "0015w00002BFDeLAAX")
+    assert queued(queue) == [("salesforce", "account", "0015w00002BFDeLAAX")]
 
 
-def test_wrong_org_is_refused_with_a_fault(client, intake):
+@pytest.mark.parametrize(
+    ("name", "opportunity"),
+    [
+        ("outbound_opportunity_line_item.xml", OPPORTUNITY),
+        ("outbound_opportunity_contact_role.xml", "0065w000023STAnAAO"),
+    ],
+)
+def test_child_record_re_evaluates_its_opportunity(client, queue, name, opportunity):
+    """A product or contact role changed: the opportunity it names is evaluated again."""
+    response = post_xml(client, fixture(name))
+    assert response.status_code == 200 and b"<Ack>true</Ack>" in response.data
+    assert queued(queue) == [("salesforce", "opportunity", opportunity)]
+
+
+def test_child_record_without_its_opportunity_is_skipped_and_counted(app, client, queue):
+    line_item = fixture("outbound_opportunity_line_item.xml").decode()
+    start = line_item.index("<Notification>")
+    end = line_item.index("</Notification>") + len("</Notification>")
+    broken = line_item[start:end].replace("<sf:OpportunityId>", "<sf:Other>")
+    broken = broken.replace("</sf:OpportunityId>", "</sf:Other>").replace("hCAAQ", "hEAAQ")
+    opportunity = fixture("outbound_opportunity__one_notification.xml").decode()
+    good = opportunity[opportunity.index("<Notification>") : opportunity.index("</Notification>")]
+    body = line_item[:start] + broken + good + "</Notification>" + line_item[end:]
+    labels = {"source": "salesforce", "type": "OpportunityLineItem", "outcome": "malformed"}
+    before = metric(app, EVENTS, **labels)
+    response = post_xml(client, body.encode())
+    assert response.status_code == 200 and b"<Ack>true</Ack>" in response.data
+    assert queued(queue) == [("salesforce", "opportunity", OPPORTUNITY)]
+    assert metric(app, EVENTS, **labels) == before + 1
+
+
+def test_wrong_org_is_refused_with_a_fault(client, queue):
     assert_fault(post_xml(client, fixture("outbound__wrong_org.xml")), 403)
-    assert intake.events == []
+    assert queued(queue) == []
 
 
-def test_external_entity_is_refused_without_reading_the_file(client, intake):
+def test_external_entity_is_refused_without_reading_the_file(client, queue):
     response = post_xml(client, fixture("outbound__external_entity.xml"))
     assert_fault(response, 400)
     assert b"root:" not in response.data
-    assert intake.events == []
+    assert queued(queue) == []
 
 
-def test_billion_laughs_is_refused_before_expansion(client, intake):
+def test_billion_laughs_is_refused_before_expansion(client, queue):
     started = time.monotonic()
     assert_fault(post_xml(client, fixture("outbound__billion_laughs.xml")), 400)
     assert time.monotonic() - started < 2
-    assert intake.events == []
+    assert queued(queue) == []
 
 
-def test_malformed_xml_is_refused(client, intake):
+def test_malformed_xml_is_refused(client, queue):
     assert_fault(post_xml(client, fixture("outbound__malformed.xml")), 400)
-    assert intake.events == []
+    assert queued(queue) == []
 
 
-def test_101_notifications_are_refused(client, intake):
+def test_101_notifications_are_refused(client, queue):
     text = fixture("outbound_opportunity__one_notification.xml").decode()
     start, end = text.index("<Notification>"), text.index("</Notification>") + 15
     body = text[:start] + text[start:end] * 101 + text[end:]
     assert_fault(post_xml(client, body.encode()), 400)
-    assert intake.events == []
+    assert queued(queue) == []
 
 
-def test_queue_down_answers_503_fault_and_no_ack():
-    response = post_xml(
-        make_client(DownIntake()), fixture("outbound_opportunity__one_notification.xml")
-    )
+def test_queue_down_answers_503_fault_and_no_ack(tmp_path):
+    app = salesforce_app(tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
+    response = post_xml(app.test_client(), fixture("outbound_opportunity__one_notification.xml"))
     assert_fault(response, 503)
 
 
-def test_body_over_one_mib_is_refused(client, intake):
+def test_body_over_one_mib_is_refused(client, queue):
     assert_fault(post_xml(client, b"<x>" + b" " * (1024 * 1024) + b"</x>"), 413)
 
 
-def test_change_by_integration_user_is_acked_but_starts_no_work(intake):
-    client = make_client(intake, integration_user="0055w00000BhqR0")
-    response = post_xml(client, fixture("outbound_opportunity__one_notification.xml"))
+def test_change_by_integration_user_is_acked_but_starts_no_work(tmp_path, client, queue):
+    """``ONSTRATEGY_SALESFORCE_INTEGRATION_USER_ID`` (15 characters here, the message
+    has 18) names the user whose changes are the service's own."""
+    body = fixture("outbound_opportunity__one_notification.xml")
+    own = salesforce_app(tmp_path, SALESFORCE_INTEGRATION_USER_ID="0055w00000BhqR0")
+    response = post_xml(own.test_client(), body)
     assert response.status_code == 200 and b"<Ack>true</Ack>" in response.data
-    assert intake.events == []
+    assert queued(queue) == []
+    assert post_xml(client, body).status_code == 200  # another integration user: queued
+    assert queued(queue) == [("salesforce", "opportunity", OPPORTUNITY)]
 
 
 def test_parse_keeps_field_values_and_nil():
@@ -199,38 +215,31 @@ def signed_post(client, payload: object, secret: str = SECRET, age: int = 0, raw
 EVENT = {"id": "evt-1", "recordId": "0065w000023STAm", "changedFields": ["StageName"]}
 
 
-def test_signed_event_is_queued(client, intake):
+def test_signed_event_is_queued(client, queue):
     response = signed_post(client, {"events": [EVENT]})
     assert response.status_code == 200
-    [event] = intake.events
-    assert (event.kind, event.object_id, event.key) == (
-        "opportunity",
-        "0065w000023STAmAAO",
-        "salesforce:evt-1",
-    )
-    assert event.changed_fields == ("StageName",)
-    assert event.source == "salesforce:event"
+    assert response.json == {"queued": 1, "new": 1}
+    assert queued_keys(queue) == {OPPORTUNITY: "salesforce:evt-1"}
 
 
-def test_bad_signature_is_401(client, intake):
+def test_bad_signature_is_401(client, queue):
     assert signed_post(client, {"events": [EVENT]}, secret="wrong").status_code == 401
-    assert intake.events == []
+    assert queued(queue) == []
 
 
-def test_missing_signature_is_401(client, intake):
+def test_missing_signature_is_401(client, queue):
     response = client.post("/webhooks/salesforce/events", json={"events": [EVENT]})
     assert response.status_code == 401
 
 
-def test_stale_timestamp_is_401(client, intake):
+def test_stale_timestamp_is_401(client, queue):
     assert signed_post(client, {"events": [EVENT]}, age=301).status_code == 401
-    assert intake.events == []
+    assert queued(queue) == []
 
 
-def test_replay_of_same_event_id_has_the_same_key(client, intake):
-    signed_post(client, {"events": [EVENT]})
-    signed_post(client, {"events": [EVENT]})
-    assert len({e.key for e in intake.events}) == 1
+def test_replay_of_same_event_id_is_not_new(client, queue):
+    assert signed_post(client, {"events": [EVENT]}).json == {"queued": 1, "new": 1}
+    assert signed_post(client, {"events": [EVENT]}).json == {"queued": 1, "new": 0}
 
 
 @pytest.mark.parametrize(
@@ -240,14 +249,19 @@ def test_replay_of_same_event_id_has_the_same_key(client, intake):
         b"[]",
         b'{"events": [{"id": "x"}]}',
         b'{"events": [{"id": "x", "recordId": "0065w000023STAm", "changedFields": "StageName"}]}',
+        b'{"events": [{"id": {"x": 1}, "recordId": "0065w000023STAm"}]}',
+        b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"events": [{"id": "x", "recordId": NaN}]}',
     ],
+    ids=["not-json", "a-list", "no-record", "fields-a-string", "nested-id", "deep", "NaN"],
 )
-def test_malformed_events_are_400(client, intake, raw):
-    assert signed_post(client, None, raw=raw).status_code == 400
-    assert intake.events == []
+def test_malformed_events_are_400(client, queue, raw):
+    response = signed_post(client, None, raw=raw)
+    assert response.status_code == 400 and response.json["error"]
+    assert queued(queue) == []
 
 
-def test_event_changing_only_our_fields_starts_no_work(client, intake):
+def test_event_changing_only_our_fields_starts_no_work(client, queue):
     own = {
         "id": "evt-2",
         "recordId": "0065w000023STAm",
@@ -255,15 +269,23 @@ def test_event_changing_only_our_fields_starts_no_work(client, intake):
     }
     response = signed_post(client, {"events": [own]})
     assert response.status_code == 200
-    assert intake.events == []
+    assert queued(queue) == []
 
 
-def test_delete_event_and_account_event():
-    intake = RecordingIntake()
+def test_event_by_the_integration_user_starts_no_work(client, queue):
+    mine = EVENT | {"modifiedBy": INTEGRATION_USER[:15]}
+    assert signed_post(client, {"events": [mine]}).status_code == 200
+    assert queued(queue) == []
+
+
+def test_delete_event_and_account_event(client, queue):
     deleted = {"id": "e3", "recordId": "0065w000023STAm", "changeType": "DELETE"}
     account = {"id": "e4", "recordId": "0015w00002BFDeL", "changedFields": ["Industry"]}
-    signed_post(make_client(intake), {"events": [deleted, account]})
-    assert [e.kind for e in intake.events] == ["deleted", "account"]
+    assert signed_post(client, {"events": [deleted, account]}).status_code == 200
+    assert sorted(queued(queue)) == [
+        ("salesforce", "account", "0015w00002BFDeLAAX"),
+        ("salesforce", "deleted", OPPORTUNITY),
+    ]
 
 
 def test_loop_guard_is_pure():

@@ -16,6 +16,8 @@ import hmac
 import re
 from collections.abc import Mapping
 
+from webhooks.errors import NotAuthentic
+
 MAX_AGE_MS = 5 * 60 * 1000
 
 # The only escapes HubSpot decodes before signing the URI (v3 rule 2).
@@ -34,10 +36,6 @@ URI_DECODE = {
     "%3B": ";",
 }
 _ESCAPE = re.compile("|".join(URI_DECODE), re.IGNORECASE)
-
-
-class InvalidSignature(Exception):
-    """The request is not provably from HubSpot; the message says why (for the log only)."""
 
 
 def normalize_uri(uri: str) -> str:
@@ -69,31 +67,31 @@ def verify(
     now_ms: int,
     allow_v1v2: bool = False,
 ) -> str:
-    """Return the signature version that matched, or raise :class:`InvalidSignature`.
+    """Return the signature version that matched, or raise :class:`NotAuthentic`.
 
     v3 is used whenever its header is present; v1/v2 only when ``allow_v1v2``
     and no v3 header was sent (workflow webhooks sign with v2 only).
     """
     if not secret:
-        raise InvalidSignature("no client secret configured")
+        raise NotAuthentic("no client secret configured")
     v3 = headers.get("X-HubSpot-Signature-v3")
     if v3:
         _check_v3(v3, headers.get("X-HubSpot-Request-Timestamp"), secret, method, uri, body, now_ms)
         return "v3"
     legacy = headers.get("X-HubSpot-Signature")
     if not legacy:
-        raise InvalidSignature("missing signature headers")
+        raise NotAuthentic("missing signature headers")
     if not allow_v1v2:
-        raise InvalidSignature("v1/v2 signatures are not enabled")
+        raise NotAuthentic("v1/v2 signatures are not enabled")
     version = (headers.get("X-HubSpot-Signature-Version") or "v1").lower()
     if version == "v1":
         expected = v1_signature(secret, body)
     elif version == "v2":
         expected = v2_signature(secret, method, uri, body)
     else:
-        raise InvalidSignature(f"unknown signature version {version!r}")
+        raise NotAuthentic(f"unknown signature version {version!r}")
     if not hmac.compare_digest(expected.encode(), legacy.strip().lower().encode()):
-        raise InvalidSignature(f"{version} signature mismatch")
+        raise NotAuthentic(f"{version} signature mismatch")
     return version
 
 
@@ -107,9 +105,9 @@ def _check_v3(
     now_ms: int,
 ) -> None:
     if not timestamp or not timestamp.strip().isdigit():
-        raise InvalidSignature("missing or malformed X-HubSpot-Request-Timestamp")
+        raise NotAuthentic("missing or malformed X-HubSpot-Request-Timestamp")
     if abs(now_ms - int(timestamp)) > MAX_AGE_MS:
-        raise InvalidSignature("timestamp outside the 5-minute window")
+        raise NotAuthentic("timestamp outside the 5-minute window")
     expected = v3_signature(secret, method, uri, body, timestamp.strip())
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
-        raise InvalidSignature("v3 signature mismatch")
+        raise NotAuthentic("v3 signature mismatch")

@@ -22,6 +22,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from integration.domain.sfid import to18
+from webhooks.errors import Malformed, NotAuthentic
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
@@ -40,15 +41,6 @@ ACK = """<?xml version="1.0" encoding="UTF-8"?>
  </soapenv:Body>
 </soapenv:Envelope>
 """
-
-
-class Rejected(Exception):
-    """The message fails a check: answer ``status`` with a SOAP fault and no Ack."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -72,14 +64,14 @@ class OutboundMessage:
 
 
 def parse(body: bytes) -> OutboundMessage:
-    """The message in ``body``, or :class:`Rejected` (400) for anything malformed or hostile."""
+    """The message in ``body``, or :class:`Malformed` (400) for anything malformed or hostile."""
     root = _xml(body)
     notifications = _child(_child(root, SOAP_NS, "Body"), OUTBOUND_NS, "notifications")
     items = notifications.findall(f"{{{OUTBOUND_NS}}}Notification")
     if not items:
-        raise Rejected(400, "no Notification elements")
+        raise Malformed("no Notification elements")
     if len(items) > MAX_NOTIFICATIONS:
-        raise Rejected(400, f"{len(items)} notifications; at most {MAX_NOTIFICATIONS} allowed")
+        raise Malformed(f"{len(items)} notifications; at most {MAX_NOTIFICATIONS} allowed")
     return OutboundMessage(
         organization_id=_id(_text(notifications, "OrganizationId"), "OrganizationId"),
         action_id=_text(notifications, "ActionId", required=False),
@@ -90,9 +82,9 @@ def parse(body: bytes) -> OutboundMessage:
 def check_org(message: OutboundMessage, expected: str) -> None:
     """Only the configured org may send (compared in 18-character form): else 403."""
     if not expected:
-        raise Rejected(403, "ONSTRATEGY_SALESFORCE_ORG_ID is not set; refusing all messages")
+        raise NotAuthentic("ONSTRATEGY_SALESFORCE_ORG_ID is not set; refusing all messages", 403)
     if to18(message.organization_id) != to18(expected):
-        raise Rejected(403, "OrganizationId does not match this service's org")
+        raise NotAuthentic("OrganizationId does not match this service's org", 403)
 
 
 def fault(code: str, message: str) -> str:
@@ -110,15 +102,15 @@ def _xml(body: bytes) -> Element:
     try:
         return fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
-        raise Rejected(400, f"forbidden XML construct: {type(exc).__name__}") from None
+        raise Malformed(f"forbidden XML construct: {type(exc).__name__}") from None
     except (ParseError, ValueError) as exc:
-        raise Rejected(400, f"not well-formed XML: {exc}") from None
+        raise Malformed(f"not well-formed XML: {exc}") from None
 
 
 def _child(parent: Element, ns: str, name: str) -> Element:
     found = parent.find(f"{{{ns}}}{name}")
     if found is None:
-        raise Rejected(400, f"missing {name}")
+        raise Malformed(f"missing {name}")
     return found
 
 
@@ -126,13 +118,13 @@ def _text(parent: Element, name: str, required: bool = True) -> str:
     found = parent.find(f"{{{OUTBOUND_NS}}}{name}")
     text = (found.text or "").strip() if found is not None else ""
     if required and not text:
-        raise Rejected(400, f"missing {name}")
+        raise Malformed(f"missing {name}")
     return text
 
 
 def _id(value: str, what: str) -> str:
     if len(value) not in (15, 18) or not value.isalnum() or not value.isascii():
-        raise Rejected(400, f"{what} is not a Salesforce id")
+        raise Malformed(f"{what} is not a Salesforce id")
     return value
 
 
@@ -156,7 +148,7 @@ def _sobject_type(sobject: Element) -> str:
     declared = sobject.get(f"{{{XSI_NS}}}type", "")
     name = declared.rpartition(":")[2]
     if not name.isidentifier():
-        raise Rejected(400, "sObject without a type")
+        raise Malformed("sObject without a type")
     return name
 
 

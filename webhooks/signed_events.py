@@ -13,12 +13,10 @@ import hashlib
 import hmac
 import time
 
+from webhooks.errors import NotAuthentic
+
 MAX_SKEW_SECONDS = 300
 PREFIX = "sha256="
-
-
-class SignatureError(Exception):
-    """Missing, malformed, stale or wrong signature: answer 401."""
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -34,15 +32,15 @@ def verify(
     body: bytes,
     now: float | None = None,
 ) -> None:
-    """Return if the request is authentic and fresh, else raise :class:`SignatureError`."""
+    """Return if the request is authentic and fresh, else raise :class:`NotAuthentic`."""
     if not secret:
-        raise SignatureError("ONSTRATEGY_SALESFORCE_WEBHOOK_SECRET is not set")
+        raise NotAuthentic("ONSTRATEGY_SALESFORCE_WEBHOOK_SECRET is not set")
     if not timestamp or not signature:
-        raise SignatureError("missing X-OnStrategy-Timestamp or X-OnStrategy-Signature")
+        raise NotAuthentic("missing X-OnStrategy-Timestamp or X-OnStrategy-Signature")
     if not timestamp.isdigit():
-        raise SignatureError("X-OnStrategy-Timestamp must be unix seconds")
+        raise NotAuthentic("X-OnStrategy-Timestamp must be unix seconds")
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > MAX_SKEW_SECONDS:
-        raise SignatureError("timestamp is more than 5 minutes away")
+        raise NotAuthentic("timestamp is more than 5 minutes away")
     if not hmac.compare_digest(sign(secret, timestamp, body), signature.strip()):
-        raise SignatureError("signature does not match")
+        raise NotAuthentic("signature does not match")

@@ -30,6 +30,12 @@ class Metrics:
             ["endpoint", "status"],
             registry=self.registry,
         )
+        self.events = Counter(
+            "onstrategy_webhook_events",
+            "Webhook events by source, type and outcome (accepted, ignored, malformed, unknown)",
+            ["source", "type", "outcome"],
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "onstrategy_queue_jobs", "Jobs by RQ registry", ["state"], registry=self.registry
         )
@@ -52,6 +58,10 @@ class Metrics:
             if request.path.startswith("/webhooks/"):
                 self.requests.labels(request.path, str(response.status_code)).inc()
             return response
+
+    def webhook_event(self, source: str, kind: str, outcome: str) -> None:
+        """Count one event of a delivery that was answered 2xx."""
+        self.events.labels(source, kind[:80], outcome).inc()
 
     def response(self, runtime: Any) -> Response:
         self._refresh(runtime)

@@ -42,3 +42,16 @@ class FieldMap:
 
     def __getitem__(self, logical: str) -> str:
         return self.names[logical]
+
+
+@dataclass(frozen=True)
+class WatchedFields:
+    """Which CRM fields matter to the rules, so a webhook can tell a change that counts.
+
+    ``opportunity`` and ``account`` are the fields the rules read on each record;
+    ``own`` are the service's output fields, whose changes only echo its writes.
+    """
+
+    opportunity: frozenset[str] = frozenset()
+    account: frozenset[str] = frozenset()
+    own: frozenset[str] = frozenset()
