@@ -16,9 +16,11 @@ from redis import Redis
 
 from connectors.base import Connector
 from connectors.config import HubSpotConfig, SalesforceConfig, SandboxConfig
+from connectors.hubspot_facts import company_properties, deal_properties
 from connectors.registry import build_connector
 from connectors.sandbox import default_path
-from integration.domain.fields import FieldMap
+from integration.domain.fields import FieldMap, WatchedFields
+from integration.domain.model import OUTPUT_FIELDS
 from integration.engine.rulebook import Rulebook, RulesHolder
 from integration.pipeline.coaching import CoachingSync
 from integration.pipeline.processor import Processor
@@ -53,6 +55,19 @@ class Runtime:
         rulebook = self.rules.current()
         overrides = rulebook.ruleset.field_overrides(crm) if rulebook else {}
         return FieldMap.for_crm(crm, overrides)
+
+    def watched(self, crm: str) -> WatchedFields:
+        """The fields the rules read and the service's own, as the rule file names them.
+
+        Webhooks use it to tell a change that can alter a decision from one that
+        cannot, or that only echoes the service's own write.
+        """
+        fields = self.fields(crm)
+        own = frozenset(fields[name] for name in OUTPUT_FIELDS)
+        if crm != "hubspot":
+            return WatchedFields(own=own)
+        deal = frozenset(deal_properties(fields)) - own
+        return WatchedFields(deal, frozenset(company_properties(fields)), own)
 
     def connector(self, crm: str) -> Connector:
         if crm not in self._connectors:

@@ -11,12 +11,10 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from connectors.hubspot_facts import company_properties, deal_properties
 from integration.app.admin import bp as admin_bp
 from integration.app.metrics import Metrics
 from integration.domain.events import MAX_WEBHOOK_BODY
 from integration.domain.fields import FieldMap, WatchedFields
-from integration.domain.model import OUTPUT_FIELDS
 from integration.jobs.handlers import listen_for_target_changes
 from integration.jobs.intake import make_intake
 from integration.runtime import Runtime
@@ -38,13 +36,7 @@ class AppState:
         return self.runtime.fields(crm)
 
     def watched(self, crm: str) -> WatchedFields:
-        """The CRM fields the rules read and the service's own, as the rule file names them."""
-        fields = self.fields(crm)
-        own = frozenset(fields[name] for name in OUTPUT_FIELDS)
-        if crm != "hubspot":
-            return WatchedFields(own=own)
-        deal = frozenset(deal_properties(fields)) - own
-        return WatchedFields(deal, frozenset(company_properties(fields)), own)
+        return self.runtime.watched(crm)
 
 
 def create_app(
