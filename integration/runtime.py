@@ -24,6 +24,7 @@ from integration.domain.model import OUTPUT_FIELDS
 from integration.engine.rulebook import Rulebook, RulesHolder
 from integration.pipeline.coaching import CoachingSync
 from integration.pipeline.processor import Processor
+from integration.reports.service import Insights
 from integration.settings import Settings
 from integration.store.database import Store
 
@@ -47,6 +48,7 @@ class Runtime:
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self.today = today
         self.target_listeners: list[Callable[[Rulebook, Rulebook], None]] = []
+        self.insights = Insights(self.store, self.rulebook, today, self._people)
 
     def rulebook(self) -> Rulebook:
         return self.rules.require()
@@ -83,6 +85,12 @@ class Runtime:
     def coaching(self, crm: str) -> CoachingSync:
         cap = self.rulebook().ruleset.max_open_per_rep
         return CoachingSync(self.connector(crm), self.store.tasks, cap, self.today)
+
+    def _people(self) -> list[dict[str, Any]]:
+        """Names of people who own no deal (managers), where a CRM lists them locally."""
+        if "sandbox" not in self.settings.crms:
+            return []
+        return list(getattr(self.connector("sandbox"), "owners", list)())
 
     def _targets_changed(self, previous: Rulebook, current: Rulebook) -> None:
         for listener in self.target_listeners:

@@ -97,23 +97,23 @@ def test_explain_shows_fit_and_history(cli):
 
 def test_report_json_and_csv(cli):
     cli("demo")
-    data = json.loads(cli("report", "--format", "json"))
+    data = json.loads(cli("report", "--status", "all", "--from", "2000-01-01", "--format", "json"))
     total = data["total"]
-    assert total["group"] == "All" and total["opportunities"] == 600
+    assert total["group"] == "All" and total["deals"] == 600
     assert 0 < total["share"] < 1 and 0 <= total["comp_share"] <= 1
-    assert sum(line["opportunities"] for line in data["lines"]) == 600
-    assert data["by"] == "owner" and data["baseline"] is not None
-
-    by_team = json.loads(cli("report", "--by", "team", "--format", "json"))
-    assert {line["group"] for line in by_team["lines"]} == {
+    assert sum(line["deals"] for line in data["lines"]) == 600
+    assert data["scope"]["status"] == "all" and data["baseline"] is not None
+    assert {line["group"] for line in data["lines"]} == {
         "Enterprise East",
         "Enterprise West",
         "Mid-Market",
     }
+    open_now = json.loads(cli("report", "--by", "owner", "--format", "json"))
+    assert 0 < open_now["total"]["deals"] < 600 and open_now["scope"]["by"] == "owner"
 
     rows = list(csv.DictReader(io.StringIO(cli("report", "--format", "csv"))))
-    assert rows[0].keys() >= {"group", "opportunities", "on_strategy", "share", "comp_share"}
-    assert rows[-1]["group"] == "All" and rows[-1]["opportunities"] == "600"
+    assert rows[0].keys() >= {"group", "deals", "on_strategy", "share", "win_rate_on"}
+    assert rows[-1]["group"] == "All" and rows[-1]["deals"] == str(open_now["total"]["deals"])
 
 
 def test_reconcile_dry_run_writes_nothing(cli, rules_dir):

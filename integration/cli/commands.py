@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from typing import Any
@@ -14,14 +15,16 @@ from integration.app.factory import create_app
 from integration.cli.crm_setup import run_setup
 from integration.cli.demo import run_demo
 from integration.cli.explain import print_explanation
-from integration.cli.tables import print_outcome, print_report
+from integration.cli.insight_tables import print_insights, print_view, report_csv
+from integration.cli.tables import print_outcome
 from integration.domain.crms import CRM_NAMES, REMOTE_CRMS
 from integration.engine.casebook import run_tests
 from integration.engine.rulebook import load_rulebook
 from integration.engine.ruleset import load_ruleset
 from integration.jobs.worker import failed_jobs, requeue, run_worker
 from integration.pipeline.sweep import reconcile_plan, run_sweep, sync_targets
-from integration.reports import figures as report_module
+from integration.reports.insights import GROUPINGS, STATUSES
+from integration.reports.service import Ask
 from integration.runtime import Runtime
 from integration.settings import Settings, SettingsError
 
@@ -226,7 +229,21 @@ def explain(crm: str, opp_id: str) -> None:
 
 
 @main.command()
-@click.option("--by", type=click.Choice(("owner", "team")), default="owner", show_default=True)
+@click.option("--by", type=click.Choice(GROUPINGS), default="team", show_default=True)
+@click.option("--status", type=click.Choice(STATUSES), default="open", show_default=True)
+@click.option(
+    "--from",
+    "start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Closed from (default: quarter start).",
+)
+@click.option(
+    "--to", "end", type=click.DateTime(["%Y-%m-%d"]), help="Closed until (default: today)."
+)
+@click.option("--baseline-from", type=click.DateTime(["%Y-%m-%d"]), help="Baseline start.")
+@click.option("--baseline-to", type=click.DateTime(["%Y-%m-%d"]), help="Baseline end.")
+@click.option("--manager", help="A manager's coaching queue (name or id) instead.")
+@click.option("--rep", help="A rep's own figures next to their team's (name or id) instead.")
 @click.option(
     "--format",
     "fmt",
@@ -234,14 +251,32 @@ def explain(crm: str, opp_id: str) -> None:
     default="table",
     show_default=True,
 )
-def report(by: str, fmt: str) -> None:
-    """On-strategy share (count and amount), comp-eligible share, warnings, coaching."""
+def report(fmt: str, manager: str | None, rep: str | None, **options: Any) -> None:
+    """On-strategy share and win rates for the scope, trend against the baseline,
+    patterns, reps to learn from, the top and cull lists, coaching."""
 
-    store = _runtime().store
-    built = report_module.build(
-        store.latest_decisions(), store.all_decisions(), store.tasks.summary(), by
-    )
-    print_report(Console(width=200) if fmt != "table" else console, built, fmt)
+    runtime = _runtime()
+    _rulebook(runtime)
+    try:
+        ask = Ask(**{k: v.date() if hasattr(v, "date") else v for k, v in options.items()})
+        insights = runtime.insights
+        if manager or rep:
+            view = insights.manager_view(manager) if manager else insights.rep_view(rep, ask)
+            if view is None:
+                raise click.ClickException(
+                    f"no {'manager' if manager else 'rep'} named {manager or rep!r}"
+                )
+            print_view(Console(width=200) if fmt != "table" else console, view, fmt)
+            return
+        built = insights.report(ask)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        click.echo(json.dumps(built, indent=2))
+    elif fmt == "csv":
+        click.echo(report_csv(built), nl=False)
+    else:
+        print_insights(console, built)
 
 
 @main.group()

@@ -16,6 +16,7 @@ from typing import Any
 
 from integration.domain.crms import CRM_NAMES
 from integration.engine.conditions import Condition, Scope
+from integration.engine.insights_config import InsightsSettings, parse_insights
 from integration.engine.rules_schema import Checker
 from integration.engine.templates import Template
 from integration.engine.yamlsource import LocatedDict, Problem, load
@@ -66,6 +67,7 @@ class Ruleset:
     fields: dict[str, dict[str, str]] = field(default_factory=dict)
     version: str = ""
     directory: str = ""
+    insights: InsightsSettings = field(default_factory=InsightsSettings)
 
     @property
     def tags(self) -> list[str]:
@@ -119,6 +121,7 @@ def _build(doc: Any, c: Checker, directory: str, version: str) -> Ruleset | None
             "target_accounts",
             "managers",
             "fields",
+            "insights",
         ),
         "the rule file",
     )
@@ -131,6 +134,7 @@ def _build(doc: Any, c: Checker, directory: str, version: str) -> Ruleset | None
     target_file, crm_field = _targets(doc.get("target_accounts"), doc.line_of("target_accounts"), c)
     managers_file = _managers(doc.get("managers"), doc.line_of("managers"), c)
     fields = _fields(doc.get("fields"), doc.line_of("fields"), c)
+    insights = parse_insights(doc.get("insights"), doc.line_of("insights"), c)
     _unique_names([*warnings, *coaching], c, doc)
     if c.problems or eligible is None:
         return None
@@ -149,6 +153,7 @@ def _build(doc: Any, c: Checker, directory: str, version: str) -> Ruleset | None
         fields,
         version,
         directory,
+        insights=insights,
     )
 
 

@@ -1,0 +1,257 @@
+"""The insights: one computation behind ``onstrategy report``, the API and the dashboard.
+
+"Make the invisible visible": the share of the business that is on strategy
+(open pipeline, won, lost) by count and amount, the win rates on and off
+strategy, the trend of new pipeline and bookings week by week against a
+baseline, the red flags, the reps to learn from and the seeds' lists. Pure: it
+takes the judged deals (:mod:`integration.reports.deals`) and returns the
+report as a plain dictionary in the shape the contract fixes; views only
+render it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import Any
+
+from integration.reports.deals import Deal
+from integration.reports.lists import (
+    coaching_lines,
+    learn_from,
+    patterns,
+    red_flags,
+    top_lists,
+    traction,
+)
+from integration.reports.tally import Flow, Line, change
+
+STATUSES = ("open", "won", "lost", "all")
+GROUPINGS = ("team", "owner")
+BASELINE_WEEKS = 13
+
+
+def quarter_start(today: date) -> date:
+    return date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+
+
+@lru_cache(maxsize=8192)
+def week_of(day: str) -> str:
+    """ISO week label (``2026-W03``) of a ``YYYY-MM-DD`` date; "" when not a date."""
+    try:
+        year, week, _ = date.fromisoformat(day[:10]).isocalendar()
+    except ValueError:
+        return ""
+    return f"{year}-W{week:02d}"
+
+
+def week_monday(label: str) -> date:
+    return date.fromisocalendar(int(label[:4]), int(label[6:]), 1)
+
+
+@dataclass(frozen=True)
+class Params:
+    """What a report is asked for; ``start``/``end`` are ``--from``/``--to``."""
+
+    today: date
+    status: str = "open"
+    start: date | None = None
+    end: date | None = None
+    by: str = "team"
+    baseline_from: date | None = None
+    baseline_to: date | None = None
+    red_flag_below: float = 30.0  # percent
+    min_deals: int = 5
+    live_version: str = ""
+    changed_weeks: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {self.status!r}")
+        if self.by not in GROUPINGS:
+            raise ValueError(f"by must be one of {', '.join(GROUPINGS)}; got {self.by!r}")
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"--to ({self.end}) is before --from ({self.start})")
+        if (self.baseline_from is None) != (self.baseline_to is None):
+            raise ValueError("give both --baseline-from and --baseline-to, or neither")
+
+    @property
+    def period(self) -> tuple[str, str]:
+        """Closed deals count when closed in this period (default: quarter to date)."""
+        start = self.start or quarter_start(self.today)
+        return start.isoformat(), (self.end or self.today).isoformat()
+
+    @property
+    def window(self) -> tuple[str, str]:
+        """The trend's weeks: ``--from``..``--to`` when given, else every week with data."""
+        start = self.start.isoformat() if self.start else ""
+        return start, self.end.isoformat() if self.end else "9999-12-31"
+
+
+def baseline_period(deals: Sequence[Deal], params: Params) -> tuple[str, str] | None:
+    """The asked period, else the first 13 weeks with data (from its first Monday)."""
+    if params.baseline_from and params.baseline_to:
+        return params.baseline_from.isoformat(), params.baseline_to.isoformat()
+    dates = [d.created_date for d in deals if d.created_date]
+    dates += [d.close_date for d in deals if d.is_won and d.close_date]
+    first = week_of(min(dates)) if dates else ""
+    if not first:
+        return None
+    monday = week_monday(first)
+    return monday.isoformat(), (monday + timedelta(weeks=BASELINE_WEEKS, days=-1)).isoformat()
+
+
+class _Level:
+    """Figures for one level (company, team or rep), group by group."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, Line] = {}
+        self.weeks: dict[tuple[str, str], Flow] = defaultdict(Flow)
+        self.baseline: dict[str, Flow] = defaultdict(Flow)
+        self.since: dict[str, Flow] = defaultdict(Flow)
+        self.window: dict[str, Flow] = defaultdict(Flow)
+        self.closed: dict[str, Line] = {}
+
+    def line(self, group: str) -> Line:
+        line = self.lines.get(group)
+        if line is None:
+            line = self.lines[group] = Line(group)
+        return line
+
+    def closed_line(self, group: str) -> Line:
+        line = self.closed.get(group)
+        if line is None:
+            line = self.closed[group] = Line(group)
+        return line
+
+
+class _Pass:
+    """One pass over the deals, adding each into every figure it belongs to."""
+
+    def __init__(self, params: Params, baseline: tuple[str, str] | None) -> None:
+        self.params = params
+        self.period = params.period
+        self.window = params.window
+        self.baseline = baseline or ("", "")
+        self.levels = {"company": _Level(), "team": _Level(), "owner": _Level()}
+        self.open: list[Deal] = []
+
+    def run(self, deals: Iterable[Deal]) -> None:
+        status = self.params.status
+        p_from, p_to = self.period
+        for deal in deals:
+            groups = (("company", "All"), ("team", deal.team), ("owner", deal.owner))
+            closed_now = deal.is_closed and p_from <= deal.close_date <= p_to
+            if deal.is_closed:
+                kind = "won" if deal.is_won else "lost"
+                in_scope = closed_now and status in (kind, "all")
+            else:
+                in_scope = status in ("open", "all")
+                self.open.append(deal)
+            for level, group in groups:
+                figures = self.levels[level]
+                if in_scope:
+                    figures.line(group).add(deal)
+                if closed_now:
+                    figures.line(group).add_closed(deal)
+            self._flows(deal, groups)
+
+    def _flows(self, deal: Deal, groups: tuple[tuple[str, str], ...]) -> None:
+        w_from, w_to = self.window
+        b_from, b_to = self.baseline
+        for when, add in ((deal.created_date, Flow.add_new), (deal.close_date, None)):
+            if not when or (add is None and not deal.is_won):
+                continue
+            add = add or Flow.add_won
+            in_window = w_from <= when <= w_to
+            week = week_of(when) if in_window else ""
+            for level, group in groups:
+                figures = self.levels[level]
+                if in_window:
+                    add(figures.weeks[(group, week)], deal)
+                    add(figures.window[group], deal)
+                    if when > b_to:
+                        add(figures.since[group], deal)
+                if b_from <= when <= b_to:
+                    add(figures.baseline[group], deal)
+        if deal.is_closed and w_from <= deal.close_date <= w_to:
+            for level, group in groups:
+                self.levels[level].closed_line(group).add_closed(deal)
+
+
+def build_report(
+    deals: Sequence[Deal],
+    params: Params,
+    tasks: Iterable[tuple[str, str, str, str, int]] = (),
+    names: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The whole report for ``params``, as ``report --format json`` prints it."""
+    baseline = baseline_period(deals, params)
+    run = _Pass(params, baseline)
+    run.run(deals)
+    levels = run.levels
+    company, by = levels["company"], levels[params.by]
+    p_from, p_to = run.period
+    lines = [_line(by, g, line) for g, line in by.lines.items() if line.deals]
+    lines.sort(key=lambda line: (-(line["share"] or 0.0), line["group"]))
+    lists = top_lists(run.open)
+    return {
+        "scope": {
+            "status": params.status,
+            "from": p_from,
+            "to": p_to,
+            "live_version": params.live_version,
+            "by": params.by,
+            "today": params.today.isoformat(),
+        },
+        "total": _line(company, "All", company.lines.get("All") or Line("All")),
+        "lines": lines,
+        "trend": _weeks(company, "All", params.changed_weeks),
+        "trends": {
+            level: {
+                group: _weeks(levels[level], group, params.changed_weeks)
+                for group in sorted({g for g, _ in levels[level].weeks})
+            }
+            for level in GROUPINGS
+        },
+        "baseline": _baseline(company, baseline),
+        "red_flags": red_flags(levels, params.red_flag_below),
+        "learn_from": learn_from(levels, deals, params),
+        "patterns": patterns(run.open),
+        **lists,
+        "traction": traction(deals, run.period, params.status),
+        "coaching": coaching_lines(tasks, names or {}),
+    }
+
+
+def _line(level: _Level, group: str, line: Line) -> dict[str, Any]:
+    """A group's figures, and its new pipeline and bookings against its own baseline."""
+    data = line.as_dict()
+    before, since = level.baseline.get(group) or Flow(), level.since.get(group) or Flow()
+    data.update(
+        baseline_new_share=before.new_share,
+        baseline_won_share=before.won_share,
+        new_share=since.new_share,
+        won_share=since.won_share,
+        new_share_change=change(since.new_share, before.new_share),
+        won_share_change=change(since.won_share, before.won_share),
+    )
+    return data
+
+
+def _weeks(level: _Level, group: str, changed: frozenset[str]) -> list[dict[str, Any]]:
+    weeks = sorted(week for g, week in level.weeks if g == group)
+    return [
+        {"week": week, **level.weeks[(group, week)].as_dict(), "ruleset_changed": week in changed}
+        for week in weeks
+    ]
+
+
+def _baseline(company: _Level, period: tuple[str, str] | None) -> dict[str, Any] | None:
+    if period is None:
+        return None
+    flow = company.baseline.get("All") or Flow()
+    return {"from": period[0], "to": period[1], **flow.as_dict()}

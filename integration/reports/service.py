@@ -1,0 +1,127 @@
+"""The insights as a service: what the CLI, the API and the dashboard all call.
+
+One :class:`Insights` per process (the runtime holds it) keeps the judgements of
+the live rulebook between reports, so the second report costs one narrow query
+and the arithmetic. Everything shown to leaders, managers and reps comes from
+:meth:`Insights.report`, :meth:`Insights.manager_view` and :meth:`Insights.rep_view`,
+so the three surfaces can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+
+from integration.engine.rulebook import Rulebook
+from integration.reports.deals import Deal, Judgements, load_deals, owner_names
+from integration.reports.insights import Params, build_report, week_of
+from integration.reports.people import manager_view, rep_view
+from integration.store.database import Store
+from integration.store.models import DecisionRow
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A report request as a user gives it (CLI options, API query parameters)."""
+
+    status: str = "open"
+    start: date | None = None
+    end: date | None = None
+    by: str = "team"
+    baseline_from: date | None = None
+    baseline_to: date | None = None
+
+    @classmethod
+    def from_args(cls, args: Any) -> Ask:
+        """From query parameters (``from``, ``to``, ``baseline_from`` ...); a bad value
+        raises ValueError naming it."""
+        return cls(
+            status=args.get("status") or "open",
+            start=parse_date(args.get("from"), "from"),
+            end=parse_date(args.get("to"), "to"),
+            by=args.get("by") or "team",
+            baseline_from=parse_date(args.get("baseline_from"), "baseline_from"),
+            baseline_to=parse_date(args.get("baseline_to"), "baseline_to"),
+        )
+
+
+def parse_date(raw: str | None, name: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a date like 2026-10-01; got {raw!r}") from None
+
+
+class Insights:
+    """Reports, a manager's coaching view and a rep's own view, over the current state."""
+
+    def __init__(
+        self,
+        store: Store,
+        rulebook: Callable[[], Rulebook],
+        today: Callable[[], date],
+        directory: Callable[[], Iterable[dict[str, Any]]] = lambda: (),
+    ) -> None:
+        self.store, self.rulebook, self.today, self.directory = store, rulebook, today, directory
+        self.judgements = Judgements()
+        self._changes: tuple[str, frozenset[str]] = ("", frozenset())
+
+    def deals(self) -> tuple[list[Deal], Rulebook]:
+        rulebook = self.rulebook()
+        return load_deals(self.store, rulebook, self.judgements), rulebook
+
+    def params(self, ask: Ask, rulebook: Rulebook) -> Params:
+        settings = rulebook.ruleset.insights
+        return Params(
+            today=self.today(),
+            status=ask.status,
+            start=ask.start,
+            end=ask.end,
+            by=ask.by,
+            baseline_from=ask.baseline_from or settings.baseline_from,
+            baseline_to=ask.baseline_to or settings.baseline_to,
+            red_flag_below=settings.red_flag_below,
+            min_deals=settings.min_deals,
+            live_version=rulebook.version,
+            changed_weeks=self.changed_weeks(rulebook.version),
+        )
+
+    def report(self, ask: Ask) -> dict[str, Any]:
+        """The whole report (``onstrategy report --format json``, ``GET /api/report``)."""
+        deals, rulebook = self.deals()
+        params = self.params(ask, rulebook)
+        names = owner_names(deals, self.directory())
+        return build_report(deals, params, self.store.tasks.summary(), names)
+
+    def manager_view(self, manager: str) -> dict[str, Any] | None:
+        """A manager's open and queued coaching tasks per rep, most important first."""
+        deals, _ = self.deals()
+        return manager_view(self.store, deals, owner_names(deals, self.directory()), manager)
+
+    def rep_view(self, rep: str, ask: Ask | None = None) -> dict[str, Any] | None:
+        """A rep's share, win rates and warnings next to their team's."""
+        deals, rulebook = self.deals()
+        params = replace(self.params(ask or Ask(), rulebook), by="owner")
+        return rep_view(self.store, deals, params, rep)
+
+    def changed_weeks(self, live_version: str) -> frozenset[str]:
+        """ISO weeks in which a new ruleset went live (first decided under it).
+
+        Read once per live version: a new version is the only thing that adds one.
+        """
+        if self._changes[0] == live_version and live_version:
+            return self._changes[1]
+        query = select(DecisionRow.ruleset_version, func.min(DecisionRow.decided_at)).group_by(
+            DecisionRow.ruleset_version
+        )
+        with self.store.session() as session:
+            firsts = sorted(when for _, when in session.execute(query) if when is not None)
+        weeks = frozenset(week_of(when.date().isoformat()) for when in firsts[1:])
+        self._changes = (live_version, weeks)
+        return weeks
