@@ -132,12 +132,13 @@ def test_api_report_content(client, runtime, sandbox):
     sandbox.add_opportunity("OPP-1", name="One", amount=10, owner_id="U-4")
     runtime.processor("sandbox").process_ids(["OPP-1"])
     data = client.get("/api/report?by=team").get_json()
-    assert data["by"] == "team"
-    assert data["total"]["opportunities"] == 1
+    assert data["scope"]["by"] == "team"
+    assert data["total"]["deals"] == 1
     assert [line["group"] for line in data["lines"]] == ["East"]
     assert client.get("/api/report?by=planet").status_code == 400
     history = client.get("/api/opportunities/sandbox/OPP-1").get_json()
     assert history[0]["fit"] == "Off Strategy"
+    assert isinstance(history[0]["fired"], list) and isinstance(history[0]["errors"], list)
     assert client.get("/api/opportunities/sandbox/OPP-404").status_code == 404
     dashboard = client.get("/dashboard")
     assert dashboard.status_code == 200 and b"East" in dashboard.data

@@ -7,6 +7,7 @@ exposed by accident.
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
@@ -36,14 +37,6 @@ def _report(by: str) -> Any:
     )
 
 
-@bp.get("/api/report")
-def api_report() -> Any:
-    by = request.args.get("by", "owner")
-    if by not in ("owner", "team"):
-        abort(400)
-    return jsonify(_report(by).as_dict())
-
-
 @bp.get("/api/opportunities/<crm>/<opportunity_id>")
 def api_opportunity(crm: str, opportunity_id: str) -> Any:
     store = current_app.extensions["onstrategy"].runtime.store
@@ -64,12 +57,14 @@ def api_opportunity(crm: str, opportunity_id: str) -> Any:
         "frozen",
         "changed",
     )
-    return jsonify(
-        [
-            {k: str(getattr(r, k)) if k == "decided_at" else getattr(r, k) for k in keys}
-            for r in rows
-        ]
-    )
+    return jsonify([{k: _plain(k, getattr(r, k)) for k in keys} for r in rows])
+
+
+def _plain(key: str, value: Any) -> Any:
+    """``fired`` and ``errors`` are stored as JSON lists: served as lists, not strings."""
+    if key == "decided_at":
+        return str(value)
+    return json.loads(value or "[]") if key in ("fired", "errors") else value
 
 
 @bp.get("/api/rules")

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
+from integration.app import insights_api
 from integration.app.admin import bp as admin_bp
 from integration.app.metrics import Metrics
 from integration.domain.events import MAX_WEBHOOK_BODY
@@ -69,6 +70,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(hubspot_bp)
     app.register_blueprint(salesforce_bp)
     app.register_blueprint(admin_bp)
+    insights_api.init_app(app)
 
 
 def _register_health(app: Flask, state: AppState) -> None:
