@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+import time
+from pathlib import Path
 
-from connectors.base import RejectedError
+import pytest
+import responses
+
+from connectors.base import RejectedError, TransientError
 from connectors.sandbox import SandboxConnector
+from integration.app.factory import create_app
 from integration.domain.events import ChangeEvent, QueueUnavailable
 from integration.jobs.intake import InlineIntake
+from integration.runtime import Runtime
+from integration.settings import Settings
+from sf_fake import SalesforceFake
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "salesforce"
 
 
 def _event(key: str) -> ChangeEvent:
@@ -41,3 +51,55 @@ def test_failed_work_is_not_acknowledged_and_not_marked_seen(inline, runtime):
     with pytest.raises(QueueUnavailable):
         inline.submit([_event("k2")])
     assert runtime.store.unseen_events("sandbox", ["k2"]) == {"k2"}  # the retry is not skipped
+
+
+@pytest.fixture
+def salesforce_app(rules_dir, sqlite_url):
+    """The real app without Redis, in front of the Salesforce fake (one deal, one owner)."""
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(rules_dir),
+            "ONSTRATEGY_DATABASE_URL": sqlite_url,
+            "ONSTRATEGY_CRM": "salesforce",
+            "ONSTRATEGY_SALESFORCE_ORG_ID": "00D5w000004qGTO",
+        }
+    )
+    fake = SalesforceFake()
+    owner = fake.add_user("Dana Reyes", Id="0055w00000BhqR0AAJ", Email="dana@acme.example")
+    account = fake.add_account("Shopright Stores", Id="0015w00002BFDeLAAX", Industry="Retail")
+    fake.add_opportunity(
+        "Shopright - Support Renewal",
+        account,
+        owner,
+        Id="0065w000023STAmAAO",
+        products=("Support Renewal",),
+        Amount=250000.0,
+        StageName="Negotiation",
+        Probability=80,
+        CloseDate="2027-01-15",
+    )
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake.register(rsps)
+        runtime = Runtime(settings, connectors={"salesforce": fake.connector()})
+        assert runtime.redis is None
+        yield create_app(runtime=runtime).test_client(), runtime, fake
+        runtime.store.engine.dispose()
+
+
+def test_transient_crm_failure_without_redis_answers_503_at_once(salesforce_app, caplog):
+    client, runtime, fake = salesforce_app
+    body = (FIXTURES / "outbound_opportunity__one_notification.xml").read_bytes()
+    fake.fail_next(503, "SERVER_UNAVAILABLE", "busy")  # the CRM fails one call, then recovers
+    started = time.monotonic()
+    response = client.post("/webhooks/salesforce", data=body, content_type="text/xml")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503 and b"<Ack>" not in response.data
+    assert elapsed < 1.0  # no sleeping inside the request
+    [failure] = [r for r in caplog.records if r.exc_info]
+    assert isinstance(failure.exc_info[1], TransientError)  # the CRM's error, no retry attempted
+    key = "salesforce:04l5w00005286hAAAQ"
+    assert runtime.store.unseen_events("salesforce", [key]) == {key}  # redelivery not skipped
+    again = client.post("/webhooks/salesforce", data=body, content_type="text/xml")
+    assert again.status_code == 200 and b"<Ack>true</Ack>" in again.data
+    assert fake.opportunities["0065w000023STAmAAO"]["Strategy_Fit__c"] == "Off Strategy"
+    assert runtime.store.unseen_events("salesforce", [key]) == set()

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -145,15 +146,38 @@ def test_burst_for_one_deal_is_one_evaluation(world):
     assert sandbox.api_calls["read_opportunities"] == 1
 
 
+class _ChangedDuringRead(SandboxConnector):
+    """The sandbox CRM where, the first time a deal is read, a user edits it and the
+    CRM sends a new event: the edit lands just after the job's read, while it runs."""
+
+    def __init__(self, path: str, during_read: Callable[[], None]) -> None:
+        super().__init__(path)
+        self.during_read: Callable[[], None] | None = during_read
+
+    def read_opportunities(self, ids):
+        records = super().read_opportunities(ids)
+        if self.during_read is not None:
+            hook, self.during_read = self.during_read, None
+            hook()
+        return records
+
+
 def test_event_arriving_after_the_job_started_is_not_lost(world):
     runtime, sandbox, _ = world
     intake = RedisIntake(runtime.redis)
+
+    def approve_and_notify() -> None:
+        sandbox.set_opportunity(
+            "OPP-002", exception_reason="Champion is moving to a target account"
+        )
+        assert intake.submit([_event("OPP-002", "b")]) == 1
+
+    changing = _ChangedDuringRead(sandbox.path, approve_and_notify)
+    runtime._connectors["sandbox"] = changing
     intake.submit([_event("OPP-002", "a")])
-    _work(runtime)
-    sandbox.set_opportunity("OPP-002", exception_reason="Champion is moving to a target account")
-    intake.submit([_event("OPP-002", "b")])
-    _work(runtime)
+    _work(runtime)  # the first job read the old deal; the event sent meanwhile queued a second
     assert sandbox.opportunity_fields("OPP-002")["fit"] == "Off Strategy (Approved)"
+    assert changing.api_calls["read_opportunities"] == 2
 
 
 def test_redis_down_is_queue_unavailable(world):
