@@ -13,9 +13,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from redis import Redis, RedisError
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.sandbox import SandboxConnector
 from integration.jobs.context import bound
+from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store.database import Store
 
@@ -26,28 +30,70 @@ REDIS_URL = os.environ.get("ONSTRATEGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 POSTGRES_URL = os.environ.get(
     "ONSTRATEGY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+#: Under CI a test server that does not answer is a failure, never a quiet skip.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+#: A test that uses one of these fixtures (directly or through another) carries the
+#: marker, so ``-m redis`` and ``-m postgres`` select exactly the tests that use them.
+MARKER_BY_FIXTURE = {"redis_conn": "redis", "postgres_url": "postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("store_url") == "postgres":
+            used.add("postgres_url")  # requested at set-up time, not by name
+        for fixture, marker in MARKER_BY_FIXTURE.items():
+            if fixture in used:
+                item.add_marker(marker)
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_shell(monkeypatch):
+    """Tests and the processes they start see only the settings they set themselves.
+
+    A developer's own ``ONSTRATEGY_REDIS_URL`` or database URL must never be written to.
+    """
+    for name in list(os.environ):
+        if name.startswith("ONSTRATEGY_") and not name.startswith("ONSTRATEGY_TEST_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture
 def redis_conn():
-    """A real Redis, flushed before and after; unreachable is a failure (CI starts one)."""
-    from redis import Redis
+    """The Redis database named by ONSTRATEGY_TEST_REDIS_URL: empty at the start, flushed after.
 
+    A database that already holds keys is someone's data, not ours to flush: the test
+    fails and says so. Unreachable is a failure too (``.ci/run`` starts a Redis).
+    """
     conn = Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=3)
     try:
-        conn.ping()
-    except Exception as exc:
-        if os.environ.get("ONSTRATEGY_TEST_ALLOW_NO_REDIS") == "1":
-            pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+        keys = conn.dbsize()
+    except RedisError as exc:
+        conn.close()
         pytest.fail(
-            f"Redis not reachable at {REDIS_URL}: {exc} (start Redis, set "
-            "ONSTRATEGY_TEST_REDIS_URL, or ONSTRATEGY_TEST_ALLOW_NO_REDIS=1 to skip)",
+            f"Redis not reachable at {REDIS_URL}: {exc} "
+            "(start Redis, or point ONSTRATEGY_TEST_REDIS_URL at one)",
             pytrace=False,
         )
-    conn.flushdb()
+    if keys:
+        conn.close()
+        pytest.fail(
+            f"Redis database {REDIS_URL} holds {keys} keys; the tests flush the database "
+            "they use, so they need an empty one: point ONSTRATEGY_TEST_REDIS_URL at an "
+            "unused database number (or empty this one yourself if it is only for tests)",
+            pytrace=False,
+        )
     yield conn
     conn.flushdb()
     conn.close()
+
+
+@pytest.fixture
+def redis_url(redis_conn) -> str:
+    """The URL of the test Redis, for settings and worker processes (empty, flushed after)."""
+    return REDIS_URL
 
 
 @pytest.fixture
@@ -55,19 +101,20 @@ def postgres_url():
     """A SQLAlchemy URL whose connections use a fresh schema, dropped afterwards.
 
     The ``test`` database's public tables are never touched: every connection
-    gets ``-csearch_path=onstrategy_test_<random>``.
+    gets ``-csearch_path=onstrategy_test_<random>``. Unreachable: skipped with the
+    reason, except under CI (``CI=true``), where it fails.
     """
-    from sqlalchemy import create_engine, text
-
     schema = f"onstrategy_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:
+    except SQLAlchemyError as exc:
         admin.dispose()
-        reason = str(exc).splitlines()[0]
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {reason}")
+        reason = f"PostgreSQL not reachable at {POSTGRES_URL}: {str(exc).splitlines()[0]}"
+        if IN_CI:
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
     separator = "&" if "?" in POSTGRES_URL else "?"
     yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
     with admin.begin() as connection:
@@ -75,7 +122,7 @@ def postgres_url():
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request, tmp_path):
     """The URL of an empty database: a SQLite file, or a PostgreSQL schema of its own."""
     if request.param == "sqlite":
@@ -129,8 +176,6 @@ def settings(rules_dir, sqlite_url):
 
 @pytest.fixture
 def runtime(settings, sqlite_store, sandbox):
-    from integration.runtime import Runtime
-
     made = Runtime(settings, store=sqlite_store, connectors={"sandbox": sandbox})
     yield made
 

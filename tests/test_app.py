@@ -144,7 +144,6 @@ def test_api_report_content(client, runtime, sandbox):
     assert dashboard.status_code == 200 and b"East" in dashboard.data
 
 
-@pytest.mark.redis
 def test_readyz_checks_redis_when_configured(runtime, sandbox, redis_conn):
     from redis import Redis
 

@@ -7,13 +7,11 @@ The real app and blueprint, real Redis and an RQ worker, and the real
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
 import pytest
-from redis import Redis
 
 from fakes.hubspot_server import FakeHubSpot
 from integration.app.factory import create_app
@@ -26,7 +24,6 @@ from webhooks.hubspot_signature import v3_signature
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "hubspot"
-REDIS_URL = os.environ.get("ONSTRATEGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "client-secret"
 URL = "http://localhost/webhooks/hubspot"
 DEAL = "697680835"  # the deal in the property-change fixtures
@@ -41,9 +38,7 @@ CALLS_PER_EVENT_WARM = 8
 
 
 @pytest.fixture
-def world(tmp_path):
-    redis = Redis.from_url(REDIS_URL, socket_timeout=5)
-    redis.flushdb()
+def world(tmp_path, redis_conn, redis_url):
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     with open(rules / "managers.csv", "a", encoding="utf-8") as handle:
@@ -72,7 +67,7 @@ def world(tmp_path):
         settings = Settings.from_env(
             {
                 "ONSTRATEGY_RULES_DIR": str(rules),
-                "ONSTRATEGY_REDIS_URL": REDIS_URL,
+                "ONSTRATEGY_REDIS_URL": redis_url,
                 "ONSTRATEGY_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
                 "ONSTRATEGY_CRM": "hubspot",
                 "ONSTRATEGY_HUBSPOT_ACCESS_TOKEN": "secret-token",
@@ -80,10 +75,9 @@ def world(tmp_path):
                 "ONSTRATEGY_HUBSPOT_API_URL": hs.url,
             }
         )
-        runtime = Runtime(settings, store=Store(settings.database_url), redis=redis)
+        runtime = Runtime(settings, store=Store(settings.database_url), redis=redis_conn)
         app = create_app(runtime=runtime)
         yield app.test_client(), runtime, hs
-    redis.flushdb()
 
 
 def _post(client, name: str):

@@ -31,19 +31,6 @@ from integration.settings import Settings
 from integration.store.database import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("ONSTRATEGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-@pytest.fixture
-def redis_e2e():
-    conn = Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        conn.ping()
-    except Exception as exc:  # CI starts Redis; locally say why
-        pytest.fail(f"Redis not reachable at {REDIS_URL}: {exc}")
-    conn.flushdb()
-    yield conn
-    conn.flushdb()
 
 
 def _owner_rows():
@@ -78,7 +65,7 @@ def _big_off_strategy(n: int) -> list[dict]:
 
 
 @pytest.fixture
-def world(bind, tmp_path, redis_e2e):
+def world(bind, tmp_path, redis_conn, redis_url):
     """A runtime on real Redis, a SQLite store and a file-backed sandbox CRM."""
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
@@ -87,7 +74,7 @@ def world(bind, tmp_path, redis_e2e):
         {
             "ONSTRATEGY_RULES_DIR": str(rules),
             "ONSTRATEGY_DATABASE_URL": f"sqlite:///{db}",
-            "ONSTRATEGY_REDIS_URL": REDIS_URL,
+            "ONSTRATEGY_REDIS_URL": redis_url,
             "ONSTRATEGY_CRM": "sandbox",
         }
     )
@@ -99,7 +86,7 @@ def world(bind, tmp_path, redis_e2e):
     sandbox.add_opportunities(_big_off_strategy(6))
     store = Store(settings.database_url)
     store.migrate()
-    runtime = Runtime(settings, store=store, redis=redis_e2e, connectors={"sandbox": sandbox})
+    runtime = Runtime(settings, store=store, redis=redis_conn, connectors={"sandbox": sandbox})
     bind(runtime)
     yield runtime, sandbox, settings
 
@@ -240,7 +227,7 @@ def test_two_worker_processes_never_exceed_the_cap(world):
         **os.environ,
         "ONSTRATEGY_RULES_DIR": settings.rules_dir,
         "ONSTRATEGY_DATABASE_URL": settings.database_url,
-        "ONSTRATEGY_REDIS_URL": REDIS_URL,
+        "ONSTRATEGY_REDIS_URL": settings.redis_url,
         "ONSTRATEGY_CRM": "sandbox",
     }
     command = [

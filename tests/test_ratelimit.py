@@ -1,15 +1,10 @@
-"""The shared token bucket: in-process and through a real Redis (db 15, flushed around tests)."""
+"""The shared token bucket: in-process and through the real test Redis."""
 
 from __future__ import annotations
-
-import os
-from collections.abc import Iterator
 
 import pytest
 
 from connectors.ratelimit import TokenBucket, hubspot_buckets
-
-REDIS_URL = os.environ.get("ONSTRATEGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 class FakeClock:
@@ -23,20 +18,6 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
-
-
-@pytest.fixture
-def redis() -> Iterator[object]:
-    import redis as redis_lib
-
-    client = redis_lib.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis_lib.exceptions.ConnectionError:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}")
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 def test_burst_then_refill_in_process() -> None:
@@ -79,22 +60,22 @@ def test_invalid_limits_are_named() -> None:
         TokenBucket(0, 10)
 
 
-def test_redis_bucket_is_shared(redis: object) -> None:
-    one = TokenBucket(10, 1.0, burst=3, redis=redis, key="t:shared")
-    two = TokenBucket(10, 1.0, burst=3, redis=redis, key="t:shared")
+def test_redis_bucket_is_shared(redis_conn: object) -> None:
+    one = TokenBucket(10, 1.0, burst=3, redis=redis_conn, key="t:shared")
+    two = TokenBucket(10, 1.0, burst=3, redis=redis_conn, key="t:shared")
     taken = [b.try_acquire() == 0.0 for b in (one, two, one, two)]
     assert taken == [True, True, True, False]
 
 
-def test_redis_drain_reaches_every_worker(redis: object) -> None:
-    one = TokenBucket(10, 1.0, burst=5, redis=redis, key="t:drain")
-    two = TokenBucket(10, 1.0, burst=5, redis=redis, key="t:drain")
+def test_redis_drain_reaches_every_worker(redis_conn: object) -> None:
+    one = TokenBucket(10, 1.0, burst=5, redis=redis_conn, key="t:drain")
+    two = TokenBucket(10, 1.0, burst=5, redis=redis_conn, key="t:drain")
     one.drain(3.0)
     assert two.try_acquire() == pytest.approx(3.1, abs=0.05)
 
 
-def test_hubspot_buckets_defaults(redis: object) -> None:
-    buckets = hubspot_buckets(redis)
+def test_hubspot_buckets_defaults(redis_conn: object) -> None:
+    buckets = hubspot_buckets(redis_conn)
     assert buckets["general"].rate == pytest.approx(9.0)
     assert buckets["search"].rate == pytest.approx(4.0)
     assert buckets["general"].key != buckets["search"].key

@@ -6,7 +6,6 @@ The real app (``create_app``), real Redis and an RQ worker, the real
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from sf_fake import SalesforceFake
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "salesforce"
-REDIS_URL = os.environ.get("ONSTRATEGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ORG = "00D5w000004qGTO"
 OPP = "0065w000023STAmAAO"  # the opportunity in the one-notification fixture
 ACCOUNT = "0015w00002BFDeLAAX"  # the account in the target-flag fixture
@@ -32,15 +30,13 @@ OWNER, MANAGER = "0055w00000BhqR0AAJ", "0055w00000BhqR1AAJ"
 
 
 @pytest.fixture
-def world(tmp_path):
-    redis = Redis.from_url(REDIS_URL, socket_timeout=5)
-    redis.flushdb()
+def world(tmp_path, redis_conn, redis_url):
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     settings = Settings.from_env(
         {
             "ONSTRATEGY_RULES_DIR": str(rules),
-            "ONSTRATEGY_REDIS_URL": REDIS_URL,
+            "ONSTRATEGY_REDIS_URL": redis_url,
             "ONSTRATEGY_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
             "ONSTRATEGY_CRM": "salesforce",
             "ONSTRATEGY_SALESFORCE_ORG_ID": ORG,
@@ -73,11 +69,10 @@ def world(tmp_path):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         fake.register(rsps)
         runtime = Runtime(
-            settings, store=store, redis=redis, connectors={"salesforce": fake.connector()}
+            settings, store=store, redis=redis_conn, connectors={"salesforce": fake.connector()}
         )
         app = create_app(runtime=runtime)
         yield app.test_client(), runtime, fake
-    redis.flushdb()
 
 
 def _post(client, name: str):

@@ -145,12 +145,12 @@ def test_second_reconcile_writes_nothing(seeded):
 
 
 def test_changed_list_file_queues_the_sync_by_itself(
-    bind, tmp_path, rules_dir, sqlite_store, redis_conn
+    bind, tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
 ):
     settings = Settings.from_env(
         {
             "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+            "ONSTRATEGY_REDIS_URL": redis_url,
             "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
             "ONSTRATEGY_CRM": "sandbox",
         }
@@ -177,11 +177,13 @@ def test_changed_list_file_queues_the_sync_by_itself(
     assert opps and all(r.current["comp_eligible"] in (True, 1) for r in opps)
 
 
-def test_scheduled_reconcile_is_scheduled_once(tmp_path, rules_dir, sqlite_store, redis_conn):
+def test_scheduled_reconcile_is_scheduled_once(
+    tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
+):
     settings = Settings.from_env(
         {
             "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+            "ONSTRATEGY_REDIS_URL": redis_url,
             "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
             "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
         }
@@ -198,14 +200,14 @@ def test_scheduled_reconcile_is_scheduled_once(tmp_path, rules_dir, sqlite_store
 
 
 def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the_next(
-    bind, tmp_path, rules_dir, sqlite_store, redis_conn
+    bind, tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
 ):
     from integration.jobs.schedule import scheduled_reconcile
 
     settings = Settings.from_env(
         {
             "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+            "ONSTRATEGY_REDIS_URL": redis_url,
             "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
             "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
         }
@@ -228,12 +230,12 @@ def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the
 
 
 def test_transient_failure_of_a_target_sync_is_retried_with_the_same_arguments(
-    bind, tmp_path, rules_dir, sqlite_store, redis_conn
+    bind, tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
 ):
     settings = Settings.from_env(
         {
             "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": "redis://127.0.0.1/15",
+            "ONSTRATEGY_REDIS_URL": redis_url,
             "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
             "ONSTRATEGY_CRM": "sandbox",
         }
