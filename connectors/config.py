@@ -23,6 +23,8 @@ def _secret() -> str:
 class HubSpotConfig:
     access_token: str = _secret()
     api_url: str = "https://api.hubapi.com"
+    calls_per_10s: int = 100  # the portal's tier: 100 Free/Starter, 190 Professional/Enterprise
+    search_per_second: int = 5
 
 
 @dataclass(frozen=True)

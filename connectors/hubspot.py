@@ -334,6 +334,11 @@ class HubSpotConnector:
 
 
 def from_config(config: HubSpotConfig, fields: FieldMap, redis: Any = None) -> HubSpotConnector:
-    """The connector for ``config``; ``redis`` shares the rate-limit budget across workers."""
-    api = HubSpotApi.create(config.access_token, config.api_url, buckets=hubspot_buckets(redis))
+    """The connector for ``config``; ``redis`` shares the portal's budget across workers."""
+    buckets = hubspot_buckets(
+        redis,
+        calls_per_10s=config.calls_per_10s,
+        search_per_second=config.search_per_second,
+    )
+    api = HubSpotApi.create(config.access_token, config.api_url, buckets=buckets)
     return HubSpotConnector(api, fields)

@@ -127,16 +127,37 @@ class TokenBucket:
             return (tokens - self._tokens) / self.rate
 
 
-def hubspot_buckets(redis: Any = None, *, limit: int = 90, search_limit: int = 4) -> dict:
-    """The two HubSpot budgets: general calls (per 10 s) and search (per second).
+#: A portal's documented budget: private apps on Free/Starter 100 calls per rolling
+#: 10 s, Professional/Enterprise 190 (250 with the API limit increase); search 5 per second.
+HUBSPOT_CALLS_PER_10S = 100
+HUBSPOT_SEARCH_PER_SECOND = 5
+BURST = 10
 
-    The defaults leave headroom under the lowest private-app tier (100 per 10 s)
-    and the search limit (5 per second); a Professional/Enterprise portal may
-    pass ``limit=180``.
+
+def hubspot_buckets(
+    redis: Any = None,
+    *,
+    calls_per_10s: int = HUBSPOT_CALLS_PER_10S,
+    search_per_second: int = HUBSPOT_SEARCH_PER_SECOND,
+) -> dict:
+    """The two HubSpot budgets of one portal: general calls (per 10 s) and search (per second).
+
+    The bucket refills at ``calls_per_10s - burst`` per 10 s and holds ``burst``, so
+    no 10-second window ever sees more than the documented ``calls_per_10s`` (90 + 10
+    = 100 on Free/Starter, 180 + 10 = 190 on Professional/Enterprise); search
+    likewise (4 + 1 = 5 per second). With ``redis`` the budget is one per portal
+    for every worker on every host.
     """
+    burst = min(BURST, max(1, calls_per_10s // 10))
     return {
-        "general": TokenBucket(limit, 10.0, burst=10, redis=redis, key="onstrategy:rl:hubspot"),
+        "general": TokenBucket(
+            calls_per_10s - burst, 10.0, burst=burst, redis=redis, key="onstrategy:rl:hubspot"
+        ),
         "search": TokenBucket(
-            search_limit, 1.0, burst=1, redis=redis, key="onstrategy:rl:hubspot:search"
+            max(1, search_per_second - 1),
+            1.0,
+            burst=1,
+            redis=redis,
+            key="onstrategy:rl:hubspot:search",
         ),
     }

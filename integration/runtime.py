@@ -104,7 +104,10 @@ def connector_config(crm: str, settings: Settings) -> Any:
 
 CONNECTOR_CONFIGS: dict[str, Callable[[Settings], Any]] = {
     "hubspot": lambda s: HubSpotConfig(
-        access_token=s.hubspot_access_token, api_url=s.hubspot_api_url
+        access_token=s.hubspot_access_token,
+        api_url=s.hubspot_api_url,
+        calls_per_10s=s.hubspot_calls_per_10s,
+        search_per_second=s.hubspot_search_per_second,
     ),
     "salesforce": lambda s: SalesforceConfig(
         instance_url=s.salesforce_instance_url,

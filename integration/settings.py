@@ -35,6 +35,8 @@ class Settings:
     hubspot_api_url: str = "https://api.hubapi.com"
     hubspot_webhook_url: str = ""  # public URL HubSpot posts to, when behind a proxy
     hubspot_allow_v1v2: bool = False
+    hubspot_calls_per_10s: int = 100  # the portal's tier: 100 Free/Starter, 190 Pro/Enterprise
+    hubspot_search_per_second: int = 5
     salesforce_instance_url: str = ""
     salesforce_access_token: str = _secret()
     salesforce_username: str = ""
@@ -74,6 +76,12 @@ class Settings:
                 get("HUBSPOT_WEBHOOK_URL"), "ONSTRATEGY_HUBSPOT_WEBHOOK_URL", ("http", "https")
             ),
             hubspot_allow_v1v2=_flag(get("HUBSPOT_ALLOW_V1V2"), "ONSTRATEGY_HUBSPOT_ALLOW_V1V2"),
+            hubspot_calls_per_10s=_budget(
+                get("HUBSPOT_CALLS_PER_10S", "100"), "ONSTRATEGY_HUBSPOT_CALLS_PER_10S", 20
+            ),
+            hubspot_search_per_second=_budget(
+                get("HUBSPOT_SEARCH_PER_SECOND", "5"), "ONSTRATEGY_HUBSPOT_SEARCH_PER_SECOND", 2
+            ),
             salesforce_instance_url=_url(
                 get("SALESFORCE_INSTANCE_URL"),
                 "ONSTRATEGY_SALESFORCE_INSTANCE_URL",
@@ -158,6 +166,14 @@ def _int(raw: str, name: str) -> int:
         raise SettingsError(f"{name} must be a whole number; got {raw!r}") from None
     if value < 0:
         raise SettingsError(f"{name} must not be negative; got {raw!r}")
+    return value
+
+
+def _budget(raw: str, name: str, minimum: int) -> int:
+    """A rate budget: a whole number of calls, at least ``minimum``."""
+    value = _int(raw, name)
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}; got {raw!r}")
     return value
 
 

@@ -219,10 +219,10 @@ def test_permanent_failure_lands_in_failed_registry_and_can_be_requeued(world):
 
 def test_two_worker_processes_never_exceed_the_cap(world):
     runtime, sandbox, settings = world
-    intake = RedisIntake(runtime.redis)
-    for i in range(6):  # six jobs, one deal each, all the same rep
-        intake.submit([_event(f"OPP-{i:03d}", f"c{i}")])
-    assert make_queue(runtime.redis).count == 6
+    queue = make_queue(runtime.redis)
+    for i in range(6):  # six jobs, one deal each, all the same rep, run concurrently
+        queue.enqueue(jobs.evaluate_opportunities, "sandbox", [f"OPP-{i:03d}"], {})
+    assert queue.count == 6
     env = {
         **os.environ,
         "ONSTRATEGY_RULES_DIR": settings.rules_dir,

@@ -60,6 +60,9 @@ def test_crm_list_and_detection():
         ("HUBSPOT_ALLOW_V1V2", "maybe", "ONSTRATEGY_HUBSPOT_ALLOW_V1V2 must be true or false"),
         ("RECONCILE_INTERVAL_MINUTES", "-5", "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES must not"),
         ("RECONCILE_INTERVAL_MINUTES", "soon", "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES must be"),
+        ("HUBSPOT_CALLS_PER_10S", "5", "ONSTRATEGY_HUBSPOT_CALLS_PER_10S must be at least 20"),
+        ("HUBSPOT_CALLS_PER_10S", "lots", "ONSTRATEGY_HUBSPOT_CALLS_PER_10S must be a whole"),
+        ("HUBSPOT_SEARCH_PER_SECOND", "1", "ONSTRATEGY_HUBSPOT_SEARCH_PER_SECOND must be at"),
     ],
 )
 def test_wrong_settings_name_the_setting_and_value(name, value, message):

@@ -18,7 +18,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from integration.jobs.queues import make_queue
+from integration.jobs.queues import INBOX_KEY, make_queue
 
 
 class Metrics:
@@ -37,7 +37,10 @@ class Metrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "onstrategy_queue_jobs", "Jobs by RQ registry", ["state"], registry=self.registry
+            "onstrategy_queue_jobs",
+            "Jobs by RQ registry; 'inbox' counts events not yet planned into jobs",
+            ["state"],
+            registry=self.registry,
         )
         self.opportunities = Gauge(
             "onstrategy_opportunities",
@@ -81,6 +84,7 @@ class Metrics:
     def _queue_depth(self, redis: Any) -> None:
         try:
             queue = make_queue(redis)
+            self.queue_depth.labels("inbox").set(redis.llen(INBOX_KEY))
             self.queue_depth.labels("queued").set(queue.count)
             self.queue_depth.labels("failed").set(queue.failed_job_registry.count)
             self.queue_depth.labels("scheduled").set(queue.scheduled_job_registry.count)

@@ -1,16 +1,18 @@
-"""Durable intake of change events on RQ + Redis, with an in-process twin.
+"""Durable intake of change events on Redis, with an in-process twin.
 
-``RedisIntake.submit`` returns only when every event's work is in Redis; a
-webhook is acknowledged after that and never before. On the way in it
+``RedisIntake.submit`` is the whole of a webhook's Redis work, at most two round
+trips, so a web worker spends its time on HTTP and not on queueing:
 
-* skips redeliveries (a ``seen`` key per event key, kept a week), marking them
-  only after the work is queued so a failure never turns into a lost event;
-* coalesces a burst for one record: while a job for it is still waiting, a new
-  event adds nothing (that job re-reads the record's current state when it
-  runs). The job clears its ``pending`` markers as it starts, so an event that
-  arrives mid-run queues a fresh evaluation;
-* batches: one job per delivery carries all of its new records, so the worker
-  reads and writes them with batch calls.
+1. one script call (atomic) appends the events whose key was never seen to the
+   inbox list and, when no drain is waiting, arms one;
+2. only when it armed: one pipelined ``enqueue`` of a ``drain_inbox`` job.
+
+It returns only when the events are in Redis, so a webhook is acknowledged only
+after that, and raises :class:`QueueUnavailable` (the webhook answers 503) when
+Redis cannot take them. De-duplication against earlier deliveries, coalescing
+of bursts per record and batching into jobs happen in the drain
+(:mod:`integration.jobs.inbox`), off the request path. Why this design and not
+an enqueue per delivery: see "Webhook intake" in the README.
 
 Without Redis (the embedded default) :class:`InlineIntake` runs the same jobs
 in-process before returning.
@@ -18,9 +20,10 @@ in-process before returning.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis import RedisError
@@ -28,89 +31,87 @@ from redis import RedisError
 from integration.domain.events import ChangeEvent, QueueUnavailable
 from integration.jobs import handlers as jobs
 from integration.jobs.context import bound
-from integration.jobs.queues import PENDING_TTL, SEEN_TTL, make_queue, pending_key, seen_key
+from integration.jobs.inbox import Work, drain_inbox
+from integration.jobs.queues import (
+    DRAIN_ARM_TTL,
+    DRAIN_ARMED_KEY,
+    INBOX_KEY,
+    encode_event,
+    make_queue,
+    seen_key,
+)
 
 if TYPE_CHECKING:
     from integration.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-
-class Work:
-    """The jobs one delivery asks for, grouped by CRM and kind."""
-
-    def __init__(self, events: Iterable[ChangeEvent]) -> None:
-        self.by_crm: dict[str, dict[str, dict[str, str]]] = {}
-        for event in events:
-            kinds = self.by_crm.setdefault(
-                event.crm, {"opportunity": {}, "account": {}, "deleted": {}}
-            )
-            kinds[event.kind][event.object_id] = event.key
-        for kinds in self.by_crm.values():
-            for deleted in kinds["deleted"]:
-                kinds["opportunity"].pop(deleted, None)
+#: KEYS: inbox, armed flag, one seen key per event; ARGV: arm TTL, one entry per event.
+#: Appends the entries whose seen key is absent; arms a drain when none is armed.
+#: Returns {appended, armed}.
+_APPEND = """
+local fresh = {}
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then fresh[#fresh + 1] = ARGV[i - 1] end
+end
+if #fresh == 0 then return {0, 0} end
+redis.call('RPUSH', KEYS[1], unpack(fresh))
+local armed = redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[1]))
+if armed then return {#fresh, 1} end
+return {#fresh, 0}
+"""
 
 
 class RedisIntake:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self.queue = make_queue(redis)
+        self._append = redis.register_script(_APPEND)
 
     def submit(self, events: Sequence[ChangeEvent]) -> int:
+        """Append ``events`` durably; return how many were not known redeliveries."""
+        if not events:
+            return 0
+        keys = [INBOX_KEY, DRAIN_ARMED_KEY, *(seen_key(e.crm, e.key) for e in events)]
+        args = [DRAIN_ARM_TTL, *map(encode_event, events)]
         try:
-            return self._submit(events)
+            appended, armed = self._append(keys=keys, args=args)
+            if armed:
+                self._start_drain()
         except RedisError as exc:
             raise QueueUnavailable(f"Redis: {exc}") from exc
+        return int(appended)
 
-    def _submit(self, events: Sequence[ChangeEvent]) -> int:
-        fresh = self._unseen(events)
-        work = Work(fresh)
-        for crm, kinds in work.by_crm.items():
-            self._enqueue_coalesced(crm, "opportunity", kinds["opportunity"])
-            self._enqueue_coalesced(crm, "account", kinds["account"])
-            if kinds["deleted"]:
-                self.queue.enqueue(
-                    jobs.forget_opportunities, crm, list(kinds["deleted"]), kinds["deleted"]
-                )
-        self._mark_seen(fresh)
-        return len(fresh)
-
-    def _unseen(self, events: Sequence[ChangeEvent]) -> list[ChangeEvent]:
-        pipe = self.redis.pipeline(transaction=False)
-        for event in events:
-            pipe.exists(seen_key(event.crm, event.key))
-        flags = pipe.execute() if events else []
-        return [event for event, seen in zip(events, flags, strict=True) if not seen]
-
-    def _enqueue_coalesced(self, crm: str, kind: str, keys: dict[str, str]) -> None:
-        if not keys:
-            return
-        job_id = f"onstrategy-{kind}-{uuid.uuid4().hex}"
-        pipe = self.redis.pipeline(transaction=False)
-        for object_id in keys:
-            pipe.set(pending_key(crm, kind, object_id), job_id, nx=True, ex=PENDING_TTL)
-        claimed = [oid for oid, ok in zip(keys, pipe.execute(), strict=True) if ok]
-        if not claimed:
-            return  # every record already has a job waiting: coalesced
+    def _start_drain(self) -> None:
+        """Queue a drain job in one round trip; disarm when that fails so the next delivery
+        (HubSpot and Salesforce redeliver after a non-2xx) arms again."""
         try:
-            if kind == "opportunity":
-                event_keys = {oid: keys[oid] for oid in claimed}
-                self.queue.enqueue(
-                    jobs.evaluate_opportunities, crm, claimed, event_keys, job_id=job_id
-                )
-            else:
-                self.queue.enqueue(jobs.evaluate_accounts, crm, claimed, job_id=job_id)
-        except Exception:
-            self.redis.delete(*(pending_key(crm, kind, oid) for oid in claimed))
+            start_drain(self.redis, self.queue)
+        except RedisError:
+            with contextlib.suppress(RedisError):  # else the arm expires by itself
+                self.redis.delete(DRAIN_ARMED_KEY)
             raise
 
-    def _mark_seen(self, events: Sequence[ChangeEvent]) -> None:
-        if not events:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        for event in events:
-            pipe.set(seen_key(event.crm, event.key), 1, ex=SEEN_TTL)
-        pipe.execute()
+
+def start_drain(redis: Any, queue: Any = None) -> None:
+    """Queue one ``drain_inbox`` job, ahead of the evaluations (one pipelined round trip)."""
+    pipe = redis.pipeline(transaction=True)
+    (queue or make_queue(redis)).enqueue(
+        drain_inbox,
+        job_id=f"onstrategy-drain-{uuid.uuid4().hex}",
+        at_front=True,  # planning is cheap and lets later events coalesce into waiting jobs
+        pipeline=pipe,
+    )
+    pipe.execute()
+
+
+def drain_waiting(redis: Any) -> bool:
+    """A worker starting: queue a drain if deliveries wait with none armed (say, after a
+    crash between the append and the drain's enqueue)."""
+    if redis.llen(INBOX_KEY) and redis.set(DRAIN_ARMED_KEY, 1, nx=True, ex=DRAIN_ARM_TTL):
+        start_drain(redis)
+        return True
+    return False
 
 
 class InlineIntake:

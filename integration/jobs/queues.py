@@ -1,4 +1,4 @@
-"""The queue and the Redis keys every part of the jobs layer shares.
+"""The queue, the inbox and the Redis keys every part of the jobs layer shares.
 
 Kept apart from the job bodies and the intake so that both can use them without
 importing each other.
@@ -6,16 +6,28 @@ importing each other.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from rq import Queue
 
+from integration.domain.events import ChangeEvent
+
 QUEUE_NAME = "onstrategy"
 SEEN_TTL = 7 * 24 * 3600
 PENDING_TTL = 3600
 JOB_TIMEOUT = 900
+
+#: Webhook deliveries waiting for a worker to plan their jobs (a Redis list).
+INBOX_KEY = "onstrategy:inbox"
+#: Set while a drain job is queued or about to run; the delivery that sets it queues one.
+DRAIN_ARMED_KEY = "onstrategy:inbox:armed"
+#: Held by the one drain that reads the inbox at a time.
+DRAIN_LOCK_KEY = "onstrategy:inbox:lock"
+#: A drain job lost with its worker stops blocking new drains after this many seconds.
+DRAIN_ARM_TTL = 30
 
 
 def seen_key(crm: str, key: str) -> str:
@@ -41,3 +53,31 @@ def enqueue_later(
 ) -> None:
     """Run ``function(*args, **kwargs)`` after ``delay`` seconds, by RQ's scheduler."""
     make_queue(redis).enqueue_in(timedelta(seconds=delay), function, *args, **kwargs)
+
+
+def encode_event(event: ChangeEvent) -> str:
+    """One inbox entry: the event as compact JSON (no pickle: the web tier writes it)."""
+    return json.dumps(
+        [
+            event.crm,
+            event.kind,
+            event.object_id,
+            event.key,
+            list(event.changed_fields),
+            event.occurred_at,
+            event.source,
+            event.extra,
+        ],
+        separators=(",", ":"),
+    )
+
+
+def decode_event(raw: bytes | str) -> ChangeEvent:
+    """The event an inbox entry holds; ``ValueError`` when it is not one."""
+    try:
+        crm, kind, object_id, key, changed, occurred_at, source, extra = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not an inbox entry: {str(raw)[:80]!r}") from exc
+    return ChangeEvent(
+        str(crm), str(kind), str(object_id), str(key), tuple(changed), occurred_at, source, extra
+    )

@@ -8,6 +8,7 @@ from rq import SimpleWorker
 
 from integration.jobs.context import bound
 from integration.jobs.handlers import listen_for_target_changes
+from integration.jobs.intake import drain_waiting
 from integration.jobs.queues import make_queue
 from integration.jobs.schedule import schedule_reconcile
 
@@ -38,6 +39,7 @@ def run_worker(runtime: Runtime, burst: bool = False) -> bool:
     """Work the project's queue; the scheduler runs retries and scheduled sweeps."""
     listen_for_target_changes(runtime)
     schedule_reconcile(runtime)
+    drain_waiting(runtime.redis)
     return Worker(runtime).work(burst=burst, with_scheduler=True)
 
 

@@ -1,0 +1,146 @@
+"""The webhook intake's promises on real Redis: durable before 2xx, redeliveries and
+bursts absorbed, deliveries batched into jobs, and nothing lost when a drain or
+its job is lost.
+
+A webhook only appends to the inbox; a drain job (run here by a real RQ worker)
+plans the evaluation jobs. Each test drives the real intake, drain and worker
+against the file-backed sandbox CRM.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from connectors.sandbox import SandboxConnector
+from integration.domain.events import ChangeEvent, QueueUnavailable
+from integration.jobs.inbox import JOB_BATCH, drain
+from integration.jobs.intake import RedisIntake, drain_waiting
+from integration.jobs.queues import DRAIN_ARMED_KEY, INBOX_KEY, make_queue
+from integration.jobs.worker import Worker
+from integration.runtime import Runtime
+from integration.settings import Settings
+from integration.store.database import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def world(bind, tmp_path, redis_conn):
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(rules),
+            "ONSTRATEGY_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+            "ONSTRATEGY_CRM": "sandbox",
+        }
+    )
+    sandbox = SandboxConnector(str(tmp_path / "sandbox.db"))
+    sandbox.add_accounts([{"id": "ACC-1", "name": "Shopright", "industry": "Retail"}])
+    sandbox.add_opportunities(
+        [
+            {"id": f"OPP-{i:03d}", "name": f"Deal {i}", "account_id": "ACC-1", "amount": 1000}
+            for i in range(150)
+        ]
+    )
+    store = Store(settings.database_url)
+    store.migrate()
+    runtime = Runtime(settings, store=store, redis=redis_conn, connectors={"sandbox": sandbox})
+    bind(runtime)
+    yield runtime, sandbox
+
+
+def _event(opp: str, key: str) -> ChangeEvent:
+    return ChangeEvent(crm="sandbox", kind="opportunity", object_id=opp, key=key)
+
+
+def _work(runtime) -> None:
+    Worker(runtime).work(burst=True)
+
+
+def _evaluation_jobs(runtime) -> list:
+    queue = make_queue(runtime.redis)
+    return [j for j in queue.jobs if j.func_name.endswith("evaluate_opportunities")]
+
+
+def test_events_are_in_the_inbox_and_one_drain_is_queued_when_submit_returns(world):
+    runtime, sandbox = world
+    intake = RedisIntake(runtime.redis)
+    assert intake.submit([_event("OPP-000", "a")]) == 1
+    assert intake.submit([_event("OPP-001", "b")]) == 1
+    assert runtime.redis.llen(INBOX_KEY) == 2
+    [drain_job] = make_queue(runtime.redis).jobs  # the second delivery found one armed
+    assert drain_job.func_name.endswith("drain_inbox")
+    _work(runtime)
+    assert runtime.redis.llen(INBOX_KEY) == 0
+    assert sandbox.opportunity_fields("OPP-001")["fit"] == "Off Strategy"
+
+
+def test_redelivery_before_the_drain_is_one_evaluation(world):
+    runtime, sandbox = world
+    intake = RedisIntake(runtime.redis)
+    intake.submit([_event("OPP-000", "same")])
+    intake.submit([_event("OPP-000", "same")])  # HubSpot retried: the drain has not run
+    _work(runtime)
+    assert sandbox.api_calls["read_opportunities"] == 1
+    assert intake.submit([_event("OPP-000", "same")]) == 0  # seen: nothing appended
+    assert runtime.redis.llen(INBOX_KEY) == 0
+    assert make_queue(runtime.redis).count == 0
+
+
+def test_single_event_deliveries_share_full_batch_jobs(world):
+    runtime, sandbox = world
+    intake = RedisIntake(runtime.redis)
+    for i in range(150):
+        intake.submit([_event(f"OPP-{i:03d}", f"k{i}")])
+    drain(runtime.redis, lambda: None)
+    assert sorted(len(job.args[1]) for job in _evaluation_jobs(runtime)) == [50, JOB_BATCH]
+    _work(runtime)
+    assert sandbox.api_calls["read_opportunities"] == 2
+
+
+def test_a_drain_that_loses_its_lock_leaves_the_entries_and_the_next_plans_nothing_twice(world):
+    runtime, _ = world
+    intake = RedisIntake(runtime.redis)
+    intake.submit([_event("OPP-000", "a"), _event("OPP-001", "b")])
+
+    def lost() -> None:
+        raise RuntimeError("lock lost")
+
+    with pytest.raises(RuntimeError):
+        drain(runtime.redis, lost)
+    assert runtime.redis.llen(INBOX_KEY) == 2  # not removed: another drain may own them
+    assert len(_evaluation_jobs(runtime)) == 1
+    assert drain(runtime.redis, lambda: None) == {"read": 2, "new": 0}
+    assert runtime.redis.llen(INBOX_KEY) == 0
+    assert len(_evaluation_jobs(runtime)) == 1
+
+
+def test_a_lost_drain_job_is_queued_again_by_a_starting_worker(world):
+    runtime, sandbox = world
+    RedisIntake(runtime.redis).submit([_event("OPP-002", "a")])
+    make_queue(runtime.redis).empty()  # the drain job is gone (its worker died)
+    runtime.redis.delete(DRAIN_ARMED_KEY)  # and its arm expired
+    assert drain_waiting(runtime.redis) is True
+    _work(runtime)
+    assert sandbox.opportunity_fields("OPP-002")["fit"] == "Off Strategy"
+    assert drain_waiting(runtime.redis) is False
+
+
+def test_an_entry_the_drain_cannot_read_does_not_block_the_others(world):
+    runtime, sandbox = world
+    runtime.redis.rpush(INBOX_KEY, b"not an event")
+    RedisIntake(runtime.redis).submit([_event("OPP-003", "a")])
+    _work(runtime)
+    assert runtime.redis.llen(INBOX_KEY) == 0
+    assert sandbox.opportunity_fields("OPP-003")["fit"] == "Off Strategy"
+
+
+def test_redis_down_is_queue_unavailable_and_nothing_is_acknowledged():
+    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    with pytest.raises(QueueUnavailable):
+        RedisIntake(dead).submit([_event("OPP-000", "x")])
