@@ -239,6 +239,8 @@ def test_stale_timestamp_is_401(client, queue):
 
 def test_replay_of_same_event_id_is_not_new(client, queue):
     assert signed_post(client, {"events": [EVENT]}).json == {"queued": 1, "new": 1}
+    signed_post(client, {"events": [EVENT]})  # replayed before any worker planned it
+    assert queued(queue) == [("salesforce", "opportunity", OPPORTUNITY)]  # one evaluation
     assert signed_post(client, {"events": [EVENT]}).json == {"queued": 1, "new": 0}
 
 

@@ -15,6 +15,7 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
 from integration.app.factory import create_app
+from integration.jobs.inbox import drain
 from integration.jobs.queues import make_queue
 from integration.settings import Settings
 
@@ -45,10 +46,16 @@ def build_app(folder: Path, **env: str) -> Flask:
     return create_app(Settings.from_env({f"ONSTRATEGY_{k}": v for k, v in values.items()}))
 
 
+def _jobs(redis) -> list:
+    """The jobs waiting, once the deliveries in the inbox are planned (as a drain job does)."""
+    drain(redis, lambda: None)
+    return [j for j in make_queue(redis).get_jobs() if not j.func_name.endswith("drain_inbox")]
+
+
 def queued(redis) -> list[tuple[str, str, str]]:
     """Every ``(crm, kind, record id)`` waiting on the queue, in the order queued."""
     found = []
-    for job in make_queue(redis).get_jobs():
+    for job in _jobs(redis):
         kind = JOB_KINDS[job.func_name.rpartition(".")[2]]
         crm, ids = job.args[0], job.args[1]
         found += [(crm, kind, str(i)) for i in ids]
@@ -58,7 +65,7 @@ def queued(redis) -> list[tuple[str, str, str]]:
 def queued_keys(redis) -> dict[str, str]:
     """Record id -> the event key its job carries (evaluations and deletions)."""
     keys: dict[str, str] = {}
-    for job in make_queue(redis).get_jobs():
+    for job in _jobs(redis):
         if len(job.args) > 2:
             keys.update(job.args[2])
     return keys
