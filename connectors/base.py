@@ -45,6 +45,11 @@ class TaskSpec:
     priority: str = "Normal"
 
 
+def task_marker(key: str) -> str:
+    """The text each created task carries so the service can find it again by its key."""
+    return f"[OnStrategy task {key}]"
+
+
 @dataclass(frozen=True)
 class TaskClose:
     """Complete a task the service created, with a comment saying why."""
@@ -131,6 +136,13 @@ class Connector(Protocol):
 
     def create_tasks(self, tasks: Sequence[TaskSpec]) -> list[WriteResult]:
         """Create coaching tasks; ``WriteResult.id`` holds the new task id."""
+
+    def find_tasks(self, tasks: Sequence[TaskSpec]) -> dict[str, str]:
+        """Task key -> id of a task already created for it (found by its marker on the deal).
+
+        A create the CRM committed but never confirmed (a timeout) is found here
+        and adopted instead of being created a second time.
+        """
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, str]:
         """``open``, ``completed`` or ``deleted`` for each task id the service created."""

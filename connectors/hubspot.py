@@ -16,7 +16,15 @@ from typing import Any
 
 from connectors import hubspot_facts as hf
 from connectors import hubspot_payloads as hp
-from connectors.base import FieldUpdate, OpportunityQuery, TaskClose, TaskSpec, WriteResult, chunks
+from connectors.base import (
+    FieldUpdate,
+    OpportunityQuery,
+    TaskClose,
+    TaskSpec,
+    WriteResult,
+    chunks,
+    task_marker,
+)
 from connectors.config import HubSpotConfig
 from connectors.hubspot_api import HubSpotApi
 from connectors.hubspot_setup import ensure_fields
@@ -307,6 +315,26 @@ class HubSpotConnector:
             )
             results.extend(hp.created(chunk, data))
         return results
+
+    def find_tasks(self, tasks: Sequence[TaskSpec]) -> dict[str, str]:
+        """Key -> id of a task on the spec's deal whose body carries the key's marker."""
+        deals = list(dict.fromkeys(str(t.opportunity_id) for t in tasks))
+        linked = self._associations("deals", "tasks", deals)
+        ids = list(
+            dict.fromkeys(str(to["toObjectId"]) for targets in linked.values() for to in targets)
+        )
+        bodies = {
+            task_id: hf.text(task.get("properties") or {}, "hs_task_body")
+            for task_id, task in self._read_by_id("tasks", ids, ["hs_task_body"]).items()
+        }
+        found: dict[str, str] = {}
+        for spec in tasks:
+            on_deal = [str(to["toObjectId"]) for to in linked.get(str(spec.opportunity_id), [])]
+            mark = task_marker(spec.key)
+            match = next((i for i in on_deal if mark in bodies.get(i, "")), None)
+            if match:
+                found[spec.key] = match
+        return found
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, str]:
         ids = list(dict.fromkeys(map(str, task_ids)))

@@ -42,6 +42,7 @@ from connectors.base import (
     TaskSpec,
     WriteResult,
     chunks,
+    task_marker,
 )
 from connectors.config import SalesforceConfig
 from connectors.salesforce_auth import Login, choose
@@ -213,6 +214,25 @@ class SalesforceConnector:
             )
             for rows in self._pages(soql):
                 found.update((row["Email"].lower(), row["Id"]) for row in rows)
+        return found
+
+    def find_tasks(self, tasks: Sequence[TaskSpec]) -> dict[str, str]:
+        """Key -> id of a Task on the spec's opportunity whose description carries its marker.
+
+        Description is a long text field SOQL cannot filter on, so the tasks of
+        these opportunities are read (one query per 200) and matched here.
+        """
+        by_opp: dict[str, list[TaskSpec]] = {}
+        for spec in tasks:
+            by_opp.setdefault(to18(spec.opportunity_id), []).append(spec)
+        found: dict[str, str] = {}
+        for batch in chunks(list(by_opp), salesforce_soql.IDS_PER_QUERY):
+            for rows in self._pages(salesforce_soql.tasks_on_query(batch)):
+                for row in rows:
+                    description = row.get("Description") or ""
+                    for spec in by_opp.get(to18(row.get("WhatId") or ""), ()):
+                        if task_marker(spec.key) in description:
+                            found.setdefault(spec.key, to18(row["Id"]))
         return found
 
     def task_states(self, task_ids: Sequence[str]) -> dict[str, str]:

@@ -119,6 +119,14 @@ def task_states_query(task_ids: Sequence[str]) -> str:
     )
 
 
+def tasks_on_query(opportunity_ids: Sequence[str]) -> str:
+    """The tasks of these opportunities, to find one the service created by its marker."""
+    return format_soql(
+        "SELECT Id, WhatId, Description FROM Task WHERE WhatId IN {ids}",
+        ids=[to18(i) for i in opportunity_ids],
+    )
+
+
 def task_descriptions_query(task_ids: Sequence[str]) -> str:
     """Descriptions to append a closing comment to."""
     return format_soql(

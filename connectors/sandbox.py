@@ -153,6 +153,19 @@ class SandboxConnector:
         with self._tx() as db:
             return [self._create_one(db, t) for t in tasks]
 
+    def find_tasks(self, tasks: Sequence[TaskSpec]) -> dict[str, str]:
+        """Key -> id of tasks already created for these keys on their opportunities."""
+        self.api_calls["find_tasks"] += 1
+        found: dict[str, str] = {}
+        for part in chunks(list(tasks), _IN_CHUNK):
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT id, task_key, opportunity_id FROM tasks WHERE deleted = 0 AND opportunity_id IN ({marks}) ORDER BY seq"  # noqa: E501
+            wanted = {(t.opportunity_id, t.key) for t in part}
+            for row in self._query(sql, [t.opportunity_id for t in part]):
+                if (row["opportunity_id"], row["task_key"]) in wanted:
+                    found.setdefault(row["task_key"], row["id"])
+        return found
+
     def task_states(self, task_ids: Sequence[str]) -> dict[str, str]:
         """``open``/``completed``/``deleted``; an id the CRM no longer has is ``deleted``."""
         self.api_calls["task_states"] += 1

@@ -83,8 +83,14 @@ class Runtime:
         )
 
     def coaching(self, crm: str) -> CoachingSync:
-        cap = self.rulebook().ruleset.max_open_per_rep
-        return CoachingSync(self.connector(crm), self.store.tasks, cap, self.today)
+        ruleset = self.rulebook().ruleset
+        return CoachingSync(
+            self.connector(crm),
+            self.store.tasks,
+            ruleset.max_open_per_rep,
+            self.today,
+            queue_bound=ruleset.queue_per_rep,
+        )
 
     def _people(self) -> list[dict[str, Any]]:
         """Names of people who own no deal (managers), where a CRM lists them locally."""

@@ -386,6 +386,7 @@ def _matches(row: dict[str, Any], soql: str) -> bool:
     checks = [
         (r"(?<![\w.])Id IN \(([^)]*)\)", lambda m: row["Id"] in _ids(m.group(1))),
         (r"AccountId IN \(([^)]*)\)", lambda m: row.get("AccountId") in _ids(m.group(1))),
+        (r"WhatId IN \(([^)]*)\)", lambda m: to18(row.get("WhatId") or "") in _ids(m.group(1))),
         (
             r"LastModifiedDate >= (\S+)",
             lambda m: _when(row["LastModifiedDate"]) >= _when(m.group(1)),

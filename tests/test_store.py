@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import threading
 
+from sqlalchemy import update
+
 from integration.domain.model import Account, Decision, Facts, Opportunity, Owner, Warning
 from integration.store.database import DecisionEntry, Store
-from integration.store.models import TaskRow
+from integration.store.models import SlotRow, TaskRow
 
 
 def entry(opp: str = "OPP-1", fit: str = "On Strategy", changes=None, **options) -> DecisionEntry:
@@ -126,33 +128,48 @@ def task(
     )
 
 
-def test_reserve_release_and_cap(store):
+def _queued(tasks, n, rep="U-4"):
+    return [tasks.add(task(opp=f"OPP-{rep}-{i}", rep=rep)) for i in range(n)]
+
+
+def test_starting_takes_a_slot_and_ending_gives_it_back(store):
     tasks = store.tasks
-    assert [tasks.reserve_slot("sandbox", "U-4", 2) for _ in range(3)] == [True, True, False]
+    rows = _queued(tasks, 3)
+    started = [tasks.move(r, "queued", "starting", cap=2) for r in rows]
+    assert started == [True, True, False]  # the third finds the rep at the cap
     assert tasks.open_count("sandbox", "U-4") == 2
-    tasks.release_slot("sandbox", "U-4")
+    assert tasks.move(rows[0], "starting", "open", task_id="T-1")
+    assert tasks.open_count("sandbox", "U-4") == 2  # open still holds its slot
+    assert tasks.move(rows[0], "open", "completed")
+    assert not tasks.move(rows[0], "open", "completed")  # already left: nothing happens
+    assert tasks.open_count("sandbox", "U-4") == 1  # released once, not twice
+    assert tasks.move(rows[2], "queued", "starting", cap=2)
+    assert tasks.move(rows[2], "starting", "queued")
     assert tasks.open_count("sandbox", "U-4") == 1
-    assert tasks.reserve_slot("sandbox", "U-4", 2) is True
-    assert tasks.reserve_slot("sandbox", "U-5", 0) is False
-    tasks.release_slot("sandbox", "U-5")
-    assert tasks.open_count("sandbox", "U-5") == 0  # never negative
+    assert [r.status for r in tasks.all_tasks()] == ["completed", "starting", "queued"]
+    assert tasks.mismatched() == []
 
 
-def test_reserve_slot_never_exceeds_the_cap_under_concurrency(store_url, store):
-    cap, workers, tries = 3, 8, 5
-    taken: list[bool] = []
-    lock = threading.Lock()
-    start = threading.Barrier(workers)
+def test_moves_never_exceed_the_cap_or_double_release_under_concurrency(store_url, store):
+    """Eight threads with their own connections race to start and to end the same rows."""
+    cap, workers = 3, 8
+    rows = _queued(store.tasks, 10, rep="U-race")
+    start, middle = threading.Barrier(workers), threading.Barrier(workers)
     errors: list[BaseException] = []
+    started: list[int] = []
+    lock = threading.Lock()
 
     def work() -> None:
         own = Store(store_url)
         try:
             start.wait()
-            for _ in range(tries):
-                result = own.tasks.reserve_slot("sandbox", "U-race", cap)
-                with lock:
-                    taken.append(result)
+            for row in rows:
+                if own.tasks.move(row, "queued", "starting", cap=cap):
+                    with lock:
+                        started.append(row.id)
+            middle.wait()
+            for row in rows:
+                own.tasks.move(row, "starting", "closed")
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -164,9 +181,9 @@ def test_reserve_slot_never_exceeds_the_cap_under_concurrency(store_url, store):
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    assert len(taken) == workers * tries
-    assert taken.count(True) == cap
-    assert store.tasks.open_count("sandbox", "U-race") == cap
+    assert len(started) == len(set(started)) == cap  # each row started once, cap in all
+    assert store.tasks.open_count("sandbox", "U-race") == 0  # each slot released once
+    assert store.tasks.mismatched() == []
 
 
 def test_one_live_task_per_opportunity_and_rule(store):
@@ -175,29 +192,32 @@ def test_one_live_task_per_opportunity_and_rule(store):
     assert first is not None and first.id
     assert tasks.add(task()) is None
     assert tasks.add(task(status="open")) is None
+    assert tasks.add(task(status="starting")) is None
     assert tasks.add(task(rule="other")) is not None
     assert tasks.add(task(opp="OPP-2")) is not None
-    tasks.set_status(first.id, "closed", note="done")
+    assert tasks.move(first, "queued", "closed", note="done")
     again = tasks.add(task())
     assert again is not None and again.id != first.id
     live = tasks.live_for("sandbox", ["OPP-1"])
     assert sorted((r.rule, r.status) for r in live) == [("big", "queued"), ("other", "queued")]
 
 
-def test_recount_rebuilds_slots_from_open_tasks(store):
+def test_recount_rebuilds_slots_from_occupying_rows(store):
     tasks = store.tasks
-    for opp in ("OPP-1", "OPP-2"):
-        row = tasks.add(task(opp=opp))
-        tasks.set_status(row.id, "open", task_id=f"T-{opp}")
+    for row in _queued(tasks, 2):
+        assert tasks.move(row, "queued", "starting", cap=5)
     tasks.add(task(opp="OPP-3"))  # queued: not counted
-    for _ in range(5):
-        tasks.reserve_slot("sandbox", "U-4", 10)  # drifted counter
-    tasks.reserve_slot("sandbox", "U-gone", 10)
-    tasks.recount("sandbox")
+    with store.session.begin() as session:  # a counter drifted by an older version
+        session.execute(update(SlotRow).values(open_count=7))
+        session.add(SlotRow(crm="sandbox", rep_id="U-gone", open_count=1))
+    assert sorted(tasks.mismatched()) == [
+        ("sandbox", "U-4", 7, 2),
+        ("sandbox", "U-gone", 1, 0),
+    ]
+    assert tasks.recount("sandbox") == 2
     assert tasks.open_count("sandbox", "U-4") == 2
     assert tasks.open_count("sandbox", "U-gone") == 0
-    opened = tasks.for_reps("sandbox", ["U-4"], "open")
-    assert sorted(r.task_id for r in opened) == ["T-OPP-1", "T-OPP-2"]
+    assert tasks.mismatched() == []
 
 
 def test_queued_tasks_come_most_important_first(store):

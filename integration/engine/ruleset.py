@@ -68,6 +68,7 @@ class Ruleset:
     version: str = ""
     directory: str = ""
     insights: InsightsSettings = field(default_factory=InsightsSettings)
+    queue_per_rep: int = 3  # queued coaching tasks kept per rep beyond the open ones
 
     @property
     def tags(self) -> list[str]:
@@ -129,7 +130,7 @@ def _build(doc: Any, c: Checker, directory: str, version: str) -> Ruleset | None
     segments, names = _segments(doc.get("segments"), doc.line_of("segments"), c)
     fit = _fit_rules(doc, c, names)
     warnings = _warnings(doc.get("warnings"), doc.line_of("warnings"), c, names)
-    coaching, cap = _coaching(doc.get("coaching"), doc.line_of("coaching"), c, names)
+    coaching, (cap, bound) = _coaching(doc.get("coaching"), doc.line_of("coaching"), c, names)
     eligible, freeze = _compensation(doc, c, names)
     target_file, crm_field = _targets(doc.get("target_accounts"), doc.line_of("target_accounts"), c)
     managers_file = _managers(doc.get("managers"), doc.line_of("managers"), c)
@@ -154,6 +155,7 @@ def _build(doc: Any, c: Checker, directory: str, version: str) -> Ruleset | None
         version,
         directory,
         insights=insights,
+        queue_per_rep=bound,
     )
 
 
@@ -217,16 +219,18 @@ def _warnings(raw: Any, line: int, c: Checker, segments: list[str]) -> list[Warn
 
 def _coaching(
     raw: Any, line: int, c: Checker, segments: list[str]
-) -> tuple[list[CoachingRule], int]:
+) -> tuple[list[CoachingRule], tuple[int, int]]:
+    """The coaching rules, and (max_open_per_rep, queue_per_rep)."""
     if not c.mapping(raw, line, "coaching"):
-        return [], 2
-    c.only_keys(raw, ("max_open_per_rep", "tasks"), "coaching")
+        return [], (2, 3)
+    c.only_keys(raw, ("max_open_per_rep", "queue_per_rep", "tasks"), "coaching")
     cap = c.integer(raw, "max_open_per_rep", default=2, minimum=0)
+    bound = c.integer(raw, "queue_per_rep", default=3, minimum=0)
     tasks = raw.get("tasks")
     if not c.sequence(tasks, raw.line_of("tasks"), "coaching.tasks"):
-        return [], cap
+        return [], (cap, bound)
     rules = [_coaching_rule(item, tasks.line_of(i), c, segments) for i, item in enumerate(tasks)]
-    return [r for r in rules if r], cap
+    return [r for r in rules if r], (cap, bound)
 
 
 def _coaching_rule(item: Any, line: int, c: Checker, segments: list[str]) -> CoachingRule | None:

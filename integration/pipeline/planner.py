@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from connectors.base import TaskSpec
+from connectors.base import TaskSpec, task_marker
 from integration.domain.model import OUTPUT_FIELDS, CoachingTask, Decision, Facts
 from integration.store.models import TaskRow
 
@@ -72,13 +72,14 @@ def assignee(task: CoachingTask, facts: Facts) -> str:
 
 
 def task_spec(row: TaskRow, today: date) -> TaskSpec:
-    """The CRM task for a claimed coaching row; its key is the row id."""
+    """The CRM task for a claimed coaching row; its key is the row id, its marker in the body."""
+    key = str(row.id)
     return TaskSpec(
-        key=str(row.id),
+        key=key,
         opportunity_id=row.opportunity_id,
         assignee_id=row.assignee_id,
         subject=row.subject,
-        body=row.body,
+        body=f"{row.body}\n\n{task_marker(key)}" if row.body else task_marker(key),
         due_date=today + timedelta(days=row.due_in_days),
         priority=row.priority,
     )

@@ -101,8 +101,13 @@ class Processor:
         results = {} if self.dry_run else self._write(planned)
         coaching_items = [(p.decision, p.facts) for p in planned]
         if not self.dry_run and coaching_items:
+            ruleset = self.rulebook.ruleset
             sync = CoachingSync(
-                self.connector, self.store.tasks, self.rulebook.ruleset.max_open_per_rep, self.today
+                self.connector,
+                self.store.tasks,
+                ruleset.max_open_per_rep,
+                self.today,
+                queue_bound=ruleset.queue_per_rep,
             )
             outcome.coaching = sync.run(coaching_items, promote=self.promote)
         retry = outcome.coaching.retry

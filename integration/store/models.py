@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-LIVE_TASK = text("status IN ('open', 'queued')")
+LIVE_TASK = text("status IN ('open', 'starting', 'queued')")
 
 
 class Base(DeclarativeBase):
@@ -163,7 +163,9 @@ class TaskRow(Base):
     rep_id: Mapped[str] = mapped_column(String(64))
     assignee_id: Mapped[str] = mapped_column(String(255))
     task_id: Mapped[str] = mapped_column(String(64), default="", index=True)
-    status: Mapped[str] = mapped_column(String(20))  # open|queued|completed|closed|deleted
+    # queued -> starting (a slot taken, being created in the CRM) -> open -> completed |
+    # closed | deleted; queued -> dropped (beyond the queue bound) | closed; failed.
+    status: Mapped[str] = mapped_column(String(20))
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     due_in_days: Mapped[int] = mapped_column(Integer, default=3)
@@ -173,6 +175,7 @@ class TaskRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     note: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SlotRow(Base):
