@@ -9,7 +9,6 @@ equal to their rows, an audit row for every CRM write. Run alone with
 
 from __future__ import annotations
 
-import os
 import random
 import time
 
@@ -21,17 +20,10 @@ from integration.jobs.intake import RedisIntake
 
 pytestmark = pytest.mark.faults
 
-REDIS_URL = os.environ.get("ONSTRATEGY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-
 
 @pytest.fixture
-def flushed_redis(redis_conn):
-    yield redis_conn
-
-
-@pytest.fixture
-def pg_world(tmp_path, postgres_url, flushed_redis):
-    world = FaultWorld(tmp_path, postgres_url, REDIS_URL, reps=3, deals=5)
+def pg_world(tmp_path, postgres_url, redis_url):
+    world = FaultWorld(tmp_path, postgres_url, redis_url, reps=3, deals=5)
     yield world
     world.stop_workers()
     world.store.engine.dispose()
