@@ -117,6 +117,16 @@ class FaultWorld:
                 worker.wait(timeout=5)
         self.workers.clear()
 
+    def failures(self) -> list[str]:
+        """The last line of every failed job's reason."""
+        registry = self.queue.failed_job_registry
+        reasons = []
+        for job in self.queue.job_class.fetch_many(registry.get_job_ids(), self.redis):
+            result = job.latest_result() if job else None
+            text = (result.exc_string if result else "") or ""
+            reasons.append(text.strip().splitlines()[-1] if text.strip() else "?")
+        return reasons
+
     def busy(self) -> bool:
         q = self.queue
         return bool(q.count or q.started_job_registry.count or q.scheduled_job_registry.count)

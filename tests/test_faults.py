@@ -76,4 +76,4 @@ def test_two_workers_with_duplicate_and_interleaved_events_on_postgresql(pg_worl
         world.wait_idle(timeout=60)
         world.check_promises()
     world.check_fields({opp: "Off Strategy" for opp in deals})
-    assert world.queue.failed_job_registry.count == 0
+    assert world.failures() == []

@@ -18,6 +18,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -27,6 +29,9 @@ from integration.store.tasks import TaskStore
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_ID = 7_306_110  # a constant shared by every OnStrategy process
+
+
+_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 def utcnow() -> datetime:
@@ -115,17 +120,32 @@ class Store:
     def _replace_states(
         self, session: Any, entries: Sequence[DecisionEntry], rows: Sequence[DecisionRow]
     ) -> None:
-        """The current-state rows, replaced in the decisions' own transaction."""
+        """The current-state rows, upserted in the decisions' own transaction.
+
+        An upsert (not delete-then-insert) in key order: two workers recording
+        the same opportunity at once neither collide on its key nor deadlock.
+        """
         latest = {
             (e.decision.crm, e.decision.opportunity_id): (e, r)
             for e, r in zip(entries, rows, strict=True)
         }
-        for crm in {crm for crm, _ in latest}:
-            ids = [opp for c, opp in latest if c == crm]
-            session.execute(
-                delete(StateRow).where(StateRow.crm == crm, StateRow.opportunity_id.in_(ids))
+        columns = [c.name for c in StateRow.__table__.columns]
+        values = [
+            {name: getattr(state, name) for name in columns}
+            for state in (
+                entry.state_row(row.decided_at) for _, (entry, row) in sorted(latest.items())
             )
-        session.add_all(entry.state_row(row.decided_at) for entry, row in latest.values())
+        ]
+        if not values:
+            return
+        upsert = _INSERTS[session.get_bind().dialect.name](StateRow).values(values)
+        keys = ("crm", "opportunity_id")
+        session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={name: upsert.excluded[name] for name in columns if name not in keys},
+            )
+        )
 
     # -- current state ---------------------------------------------------
     def states(self, crm: str | None = None, batch: int = 2000) -> Iterator[StateRow]:
