@@ -81,8 +81,10 @@ def test_hubspot_buckets_defaults(redis_conn: object) -> None:
     assert buckets["general"].key != buckets["search"].key
 
 
-def test_hubspot_budget_of_a_professional_portal_is_shared_by_every_worker(redis: object) -> None:
-    workers = [hubspot_buckets(redis, calls_per_10s=190)["general"] for _ in range(3)]
+def test_hubspot_budget_of_a_professional_portal_is_shared_by_every_worker(
+    redis_conn: object,
+) -> None:
+    workers = [hubspot_buckets(redis_conn, calls_per_10s=190)["general"] for _ in range(3)]
     assert workers[0].rate == pytest.approx(18.0)  # 180 per 10 s refill + a burst of 10
     taken = 0
     while workers[taken % 3].try_acquire() == 0:  # the burst, whichever worker asks
