@@ -80,6 +80,7 @@ class SalesforceFake:
         self.deny_metadata = False
         self._failures: list[tuple[int, Any]] = []
         self._record_failures: dict[str, list[tuple[str, str]]] = {}
+        self._create_failures: list[tuple[int, bool]] = []
         self._cursors: dict[str, list[dict]] = {}
         self._ids = itertools.count(1)
         self._logins = itertools.count(1)
@@ -136,6 +137,17 @@ class SalesforceFake:
         """The next ``times`` REST calls answer ``status`` with a Salesforce error body."""
         body = [{"errorCode": code, "message": message}] if code else message
         self._failures += [(status, body)] * times
+
+    def fail_creates(self, status: int, times: int = 1, commit: bool = False) -> None:
+        """The next ``times`` collection creates answer ``status``; with ``commit`` the
+        records are created first (the client sees a failure, the org has the records)."""
+        self._create_failures += [(status, commit)] * times
+
+    def stop_failing(self) -> None:
+        """Forget every failure still planned."""
+        self._failures.clear()
+        self._create_failures.clear()
+        self._record_failures.clear()
 
     def fail_record(self, record_id: str, code: str, message: str = "", times: int = 1) -> None:
         """Collection items for this id (or ``WhatId`` on create) fail ``times`` times."""
@@ -264,6 +276,11 @@ class SalesforceFake:
         if len(body["records"]) > MAX_COLLECTION:
             return 400, [{"errorCode": "EXCEEDED_ID_LIMIT", "message": "more than 200 records"}]
         apply = self._create if kind == "create" else self._update
+        if kind == "create" and self._create_failures:
+            status, commit = self._create_failures.pop(0)
+            for record in body["records"] if commit else ():
+                self._item(record, apply)
+            return status, [{"errorCode": "SERVER_UNAVAILABLE", "message": "try again later"}]
         return 200, [self._item(record, apply) for record in body["records"]]
 
     def _item(self, record: dict[str, Any], apply: Callable) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from connectors.ratelimit import TokenBucket
 from fakes.hubspot_server import FakeHubSpot
 from integration.domain.fields import FieldMap
 from integration.engine.rulebook import load_rulebook
-from integration.pipeline.processor import Processor
+from integration.pipeline.processor import Processor, RetryLater
 from integration.store.database import Store
 from sf_fake import SalesforceFake
 
@@ -86,6 +86,15 @@ class SalesforceHarness:
 
     def task_comment(self, task: dict[str, Any]) -> str:
         return task.get("Description", "")
+
+    def fail_task_creation(self, status: int, times: int, commit: bool = False) -> None:
+        self.fake.fail_creates(status, times, commit)
+
+    def task_id(self, task: dict[str, Any]) -> str:
+        return task["Id"]
+
+    def stop_failing(self) -> None:
+        self.fake.stop_failing()
 
 
 class HubSpotHarness:
@@ -151,6 +160,17 @@ class HubSpotHarness:
 
     def task_comment(self, task: dict[str, Any]) -> str:
         return task["properties"].get("hs_task_body", "")
+
+    def fail_task_creation(self, status: int, times: int, commit: bool = False) -> None:
+        path = "/crm/v3/objects/tasks/batch/create"
+        headers = {"Retry-After": "0.01"}  # keep the test quick
+        self.hs.fail_next(status, times, path=path, headers=headers, commit=commit)
+
+    def task_id(self, task: dict[str, Any]) -> str:
+        return str(task["id"])
+
+    def stop_failing(self) -> None:
+        self.hs.stop_failing()
 
 
 @pytest.fixture(params=["salesforce", "hubspot"])
@@ -234,3 +254,41 @@ def test_manager_named_by_email_gets_the_tasks(harness, pipeline):
     run, _ = pipeline
     run()
     assert {harness.task_owner(t) for t in harness.open_tasks()} == {harness.boss}
+
+
+def _assert_nothing_leaked(store: Store, harness: Any, open_rows: int) -> None:
+    rows = store.tasks.all_tasks(harness.crm)
+    assert [r for r in rows if r.status == "starting"] == []
+    assert sum(1 for r in rows if r.status == "open") == open_rows
+    assert store.tasks.open_count(harness.crm, harness.rep) == open_rows
+    assert store.tasks.mismatched() == []
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_storm_on_task_creation_leaks_nothing_and_creates_once_it_passes(harness, pipeline, status):
+    run, store = pipeline
+    harness.fail_task_creation(status, times=100)
+    with pytest.raises(RetryLater):
+        run()
+    assert harness.open_tasks() == []
+    _assert_nothing_leaked(store, harness, 0)  # the slots went back with the rows
+    assert store.latest(harness.crm, harness.ids[0]) is not None  # the decisions are recorded
+    harness.stop_failing()
+    run()
+    assert len(harness.open_tasks()) == 2
+    _assert_nothing_leaked(store, harness, 2)
+
+
+def test_create_that_committed_but_timed_out_is_adopted_not_repeated(harness, pipeline):
+    run, store = pipeline
+    harness.fail_task_creation(504 if harness.crm == "hubspot" else 503, times=1, commit=True)
+    with pytest.raises(RetryLater):
+        run()
+    created = harness.open_tasks()
+    assert len(created) == 2  # in the CRM, though the service never saw the answer
+    _assert_nothing_leaked(store, harness, 0)
+    run()
+    assert harness.open_tasks() == created  # adopted by their marker: no duplicate
+    rows = [r for r in store.tasks.all_tasks(harness.crm) if r.status == "open"]
+    assert sorted(r.task_id for r in rows) == sorted(harness.task_id(t) for t in created)
+    _assert_nothing_leaked(store, harness, 2)

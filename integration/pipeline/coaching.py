@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from connectors.base import Connector, TaskClose
+from connectors.base import Connector, ConnectorError, TaskClose, WriteResult
 from integration.domain.model import Decision, Facts
 from integration.pipeline import coaching_plan as plan
 from integration.pipeline.planner import assignee, close_reason, importance, task_spec
@@ -236,10 +236,12 @@ class CoachingSync:
             created = (
                 self.connector.create_tasks([specs[str(r.id)] for r in fresh]) if fresh else []
             )
-        except BaseException:
+        except BaseException as exc:
             for row in fresh:
                 self.tasks.move(row, "starting", "queued", note="creation failed; will retry")
-            raise
+            if not (isinstance(exc, ConnectorError) and exc.retryable):
+                raise
+            created = [WriteResult(str(r.id), False, error=str(exc), retryable=True) for r in fresh]
         results = {res.ref: res for res in created}
         for row in rows:
             key = str(row.id)
@@ -252,7 +254,8 @@ class CoachingSync:
             outcome.failed.append(_pair(row))
             if result is None or result.retryable:
                 outcome.retry = True
-                self.tasks.move(row, "starting", "queued", note=(result.error if result else ""))
+                note = result.error[:500] if result else "not created"
+                self.tasks.move(row, "starting", "queued", note=note)
             else:
                 self.tasks.move(row, "starting", "failed", note=result.error)
 

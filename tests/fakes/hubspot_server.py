@@ -70,6 +70,7 @@ class Failure:
     body: dict[str, Any]
     path: str | None
     remaining: int
+    commit: bool = False  # carry the request out, then answer the failure
 
 
 @dataclass
@@ -246,8 +247,13 @@ class FakeHubSpot:
         headers: dict[str, str] | None = None,
         body: dict | None = None,
         path: str | None = None,
+        commit: bool = False,
     ) -> None:
-        """Answer the next ``count`` requests (whose path contains ``path``) with ``status``."""
+        """Answer the next ``count`` requests (whose path contains ``path``) with ``status``.
+
+        ``commit=True`` carries each request out first: a create that happened but
+        whose answer the client never sees (a timeout after the commit).
+        """
         default = {
             "status": "error",
             "message": f"fake failure {status}",
@@ -262,7 +268,11 @@ class FakeHubSpot:
                 "message": "You have reached your ten_secondly_rolling limit.",
                 "policyName": "TEN_SECONDLY_ROLLING",
             }
-        self._failures.append(Failure(status, headers or {}, body or default, path, count))
+        self._failures.append(Failure(status, headers or {}, body or default, path, count, commit))
+
+    def stop_failing(self) -> None:
+        """Forget every failure still planned."""
+        self._failures.clear()
 
     # -- inspection ----------------------------------------------------------
 
@@ -347,6 +357,9 @@ class FakeHubSpot:
             )
         failure = self._take_failure(parts.path)
         if failure is not None:
+            if failure.commit:
+                with self.state.lock:
+                    routes.dispatch(self.state, method, parts.path, parse_qs(parts.query), payload)
             return failure.status, failure.headers, failure.body
         with self.state.lock:
             return routes.dispatch(self.state, method, parts.path, parse_qs(parts.query), payload)
