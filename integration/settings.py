@@ -30,6 +30,7 @@ class Settings:
     database_url: str = "sqlite:///onstrategy.db"
     crms: tuple[str, ...] = ("sandbox",)
     admin_token: str = _secret()
+    secret_key: str = _secret()  # signs session cookies; unset: one generated, kept in the store
     hubspot_access_token: str = _secret()
     hubspot_client_secret: str = _secret()
     hubspot_api_url: str = "https://api.hubapi.com"
@@ -37,6 +38,7 @@ class Settings:
     hubspot_allow_v1v2: bool = False
     hubspot_calls_per_10s: int = 100  # the portal's tier: 100 Free/Starter, 190 Pro/Enterprise
     hubspot_search_per_second: int = 5
+    hubspot_portal_id: str = ""  # the dashboard links each deal to its HubSpot record
     salesforce_instance_url: str = ""
     salesforce_access_token: str = _secret()
     salesforce_username: str = ""
@@ -65,6 +67,7 @@ class Settings:
             redis_url=_url(get("REDIS_URL"), "ONSTRATEGY_REDIS_URL", ("redis", "rediss", "unix")),
             database_url=_database_url(get("DATABASE_URL", "sqlite:///onstrategy.db")),
             admin_token=get("ADMIN_TOKEN"),
+            secret_key=_secret_key(get("SECRET_KEY")),
             hubspot_access_token=get("HUBSPOT_ACCESS_TOKEN"),
             hubspot_client_secret=get("HUBSPOT_CLIENT_SECRET"),
             hubspot_api_url=_url(
@@ -82,6 +85,7 @@ class Settings:
             hubspot_search_per_second=_budget(
                 get("HUBSPOT_SEARCH_PER_SECOND", "5"), "ONSTRATEGY_HUBSPOT_SEARCH_PER_SECOND", 2
             ),
+            hubspot_portal_id=_portal_id(get("HUBSPOT_PORTAL_ID")),
             salesforce_instance_url=_url(
                 get("SALESFORCE_INSTANCE_URL"),
                 "ONSTRATEGY_SALESFORCE_INSTANCE_URL",
@@ -201,4 +205,16 @@ def _org_id(raw: str) -> str:
         raise SettingsError(
             f"ONSTRATEGY_SALESFORCE_ORG_ID must be a 15- or 18-character id; got {raw!r}"
         )
+    return raw
+
+
+def _secret_key(raw: str) -> str:
+    if raw and len(raw) < 32:
+        raise SettingsError(f"ONSTRATEGY_SECRET_KEY must be at least 32 characters; got {len(raw)}")
+    return raw
+
+
+def _portal_id(raw: str) -> str:
+    if raw and not raw.isdigit():
+        raise SettingsError(f"ONSTRATEGY_HUBSPOT_PORTAL_ID must be a number; got {raw!r}")
     return raw

@@ -97,34 +97,7 @@ def test_two_apps_do_not_clash_on_metrics(runtime):
     assert first.status_code == second.status_code == 200
 
 
-# -- admin ---------------------------------------------------------------------------------------
-
-ADMIN = ["/api/report", "/dashboard", "/api/rules"]
-
-
-@pytest.mark.parametrize("path", ADMIN)
-def test_admin_without_token_answers_on_loopback_only(client, path):
-    assert client.get(path).status_code == 200
-    assert client.get(path, environ_base=OUTSIDE).status_code == 403
-
-
-@pytest.fixture
-def token_client(runtime):
-    settings = runtime.settings.replace(admin_token="s3cret-admin")
-    return create_app(settings=settings, runtime=runtime).test_client()
-
-
-@pytest.mark.parametrize("path", ADMIN)
-def test_admin_with_token(token_client, path):
-    assert token_client.get(path, environ_base=OUTSIDE).status_code == 401
-    wrong = {"Authorization": "Bearer nope"}
-    assert token_client.get(path, headers=wrong, environ_base=OUTSIDE).status_code == 401
-    # A token is required even on loopback once one is set.
-    assert token_client.get(path).status_code == 401
-    right = {"Authorization": "Bearer s3cret-admin"}
-    response = token_client.get(path, headers=right, environ_base=OUTSIDE)
-    assert response.status_code == 200
-    assert b"s3cret-admin" not in response.data
+# -- admin API (sign-in and tokens: test_auth.py) ----------------------------------------------
 
 
 def test_api_report_content(client, runtime, sandbox):

@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from integration.app import insights_api
-from integration.app.admin import bp as admin_bp
+from integration.app import api, auth, insights_api
+from integration.app.dashboard import bp as dashboard_bp
 from integration.app.metrics import Metrics
 from integration.domain.events import MAX_WEBHOOK_BODY
 from integration.domain.fields import FieldMap, WatchedFields
@@ -52,6 +52,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_WEBHOOK_BODY
     state = AppState(settings, runtime, intake or make_intake(runtime), Metrics())
     app.extensions["onstrategy"] = state
+    auth.init_app(app, settings, runtime.store)
     _register_blueprints(app)
     _register_health(app, state)
     state.metrics.instrument(app)
@@ -69,7 +70,8 @@ def _settings_or_exit() -> Settings:
 def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(hubspot_bp)
     app.register_blueprint(salesforce_bp)
-    app.register_blueprint(admin_bp)
+    app.register_blueprint(dashboard_bp)
+    api.init_app(app)
     insights_api.init_app(app)
 
 

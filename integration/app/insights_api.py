@@ -9,18 +9,16 @@ requests from this machine are served (one that came through a proxy is refused)
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from integration.app import auth
 from integration.app.openapi import document
 from integration.reports.service import Ask
 
 bp = Blueprint("insights_api", __name__, url_prefix="/api")
-LOOPBACK = ("127.0.0.1", "::1")
-PROXY_HEADERS = ("Forwarded", "X-Forwarded-For")
 
 
 def init_app(app: Flask) -> None:
@@ -38,23 +36,11 @@ def json_error(exc: HTTPException) -> Any:
     return response
 
 
-def authorize() -> None:
-    """Bearer token when one is set; else direct requests from this machine only."""
-    token = current_app.extensions["onstrategy"].settings.admin_token
-    if not token:
-        if any(h in request.headers for h in PROXY_HEADERS):
-            abort(403, description="No admin token is set: only direct local requests.")
-        if request.remote_addr not in LOOPBACK:
-            abort(403, description="No admin token is set: only requests from this machine.")
-        return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    ):
-        abort(401, description="Send Authorization: Bearer <ONSTRATEGY_ADMIN_TOKEN>.")
-
-
-bp.before_request(authorize)
+@bp.before_request
+def _authorize() -> Response | None:
+    """Bearer token or a signed-in browser; with no token set, direct local requests only
+    (one that came through a proxy is refused): see :mod:`integration.app.auth`."""
+    return auth.refusal("api")
 
 
 def _insights() -> Any:

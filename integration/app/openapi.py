@@ -234,6 +234,18 @@ SCOPE_PARAMS = [
     },
     {"name": "baseline_from", "in": "query", "schema": {"type": "string", "format": "date"}},
     {"name": "baseline_to", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {
+        "name": "team",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "only this team's deals",
+    },
+    {
+        "name": "rep",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "only this rep's deals (name or id)",
+    },
 ]
 ERRORS = {
     code: {"description": text, "content": {"application/json": {"schema": ref("Error")}}}

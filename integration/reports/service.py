@@ -34,6 +34,8 @@ class Ask:
     by: str = "team"
     baseline_from: date | None = None
     baseline_to: date | None = None
+    team: str = ""  # only this team's deals (the dashboard's filter); "" for everyone
+    rep: str = ""  # only this rep's deals, by name or id
 
     @classmethod
     def from_args(cls, args: Any) -> Ask:
@@ -46,6 +48,8 @@ class Ask:
             by=args.get("by") or "team",
             baseline_from=parse_date(args.get("baseline_from"), "baseline_from"),
             baseline_to=parse_date(args.get("baseline_to"), "baseline_to"),
+            team=(args.get("team") or "").strip(),
+            rep=(args.get("rep") or "").strip(),
         )
 
 
@@ -56,6 +60,19 @@ def parse_date(raw: str | None, name: str) -> date | None:
         return date.fromisoformat(raw)
     except ValueError:
         raise ValueError(f"{name} must be a date like 2026-10-01; got {raw!r}") from None
+
+
+def in_view(deals: list[Deal], ask: Ask) -> list[Deal]:
+    """The deals of the asked team and rep (all of them when none is asked)."""
+    if not ask.team and not ask.rep:
+        return deals
+    rep = ask.rep.casefold()
+    return [
+        d
+        for d in deals
+        if (not ask.team or d.team == ask.team)
+        and (not rep or rep in (d.owner.casefold(), d.owner_id.casefold()))
+    ]
 
 
 class Insights:
@@ -97,7 +114,7 @@ class Insights:
         deals, rulebook = self.deals()
         params = self.params(ask, rulebook)
         names = owner_names(deals, self.directory())
-        return build_report(deals, params, self.store.tasks.summary(), names)
+        return build_report(in_view(deals, ask), params, self.store.tasks.summary(), names)
 
     def manager_view(self, manager: str) -> dict[str, Any] | None:
         """A manager's open and queued coaching tasks per rep, most important first."""

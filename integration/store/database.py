@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from integration.domain.model import Decision, Facts
-from integration.store.models import DecisionRow, EventRow, StateRow, WatermarkRow, WriteRow
+from integration.store.models import (
+    AppKeyRow,
+    DecisionRow,
+    EventRow,
+    StateRow,
+    WatermarkRow,
+    WriteRow,
+)
 from integration.store.tasks import TaskStore
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -281,6 +288,22 @@ class Store:
                     session.merge(
                         EventRow(crm=crm, key=row.key, object_id=row.object_id, processed_at=now)
                     )
+
+    # -- keys ------------------------------------------------------------
+    def app_key(self, name: str, make: Callable[[], str]) -> str:
+        """The stored key ``name``; the first caller stores ``make()``. Processes racing
+        at start-up all end with the one value that won the insert."""
+        with self.session() as session:
+            row = session.get(AppKeyRow, name)
+            if row is not None:
+                return row.value
+        try:
+            with self.session.begin() as session:
+                session.add(AppKeyRow(name=name, value=make(), created_at=utcnow()))
+        except IntegrityError:
+            pass
+        with self.session() as session:
+            return session.get(AppKeyRow, name).value  # type: ignore[union-attr]
 
     # -- watermarks ------------------------------------------------------
     def watermark(self, crm: str, name: str) -> str:

@@ -197,3 +197,14 @@ class WatermarkRow(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AppKeyRow(Base):
+    """Keys the service makes for itself (the session-signing secret), shared by every
+    process and host through the store; the first process to start writes it."""
+
+    __tablename__ = "app_keys"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,112 @@
+"""Where the dashboard gets its numbers: the one place that talks to the insights.
+
+Every figure on the page comes from :class:`integration.reports.service.Insights`,
+the computation behind ``onstrategy report`` and ``GET /api/report``, asked the
+same question (an :class:`~integration.reports.service.Ask`), so the three never
+disagree. This module only turns the page's query parameters into that question
+and picks the deals behind a figure for the drill-down.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from integration.reports.insights import GROUPINGS, STATUSES
+from integration.reports.lists import item
+from integration.reports.service import Ask, in_view, parse_date
+
+if TYPE_CHECKING:
+    from integration.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a view asks for; every field is a query parameter, so a view can be shared."""
+
+    status: str = "open"
+    start: date | None = None
+    end: date | None = None
+    team: str = ""
+    rep: str = ""
+    by: str = "team"
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> Query:
+        """Parse query parameters; a bad one raises ValueError naming it."""
+        status = args.get("status", "") or "open"
+        team = args.get("team", "").strip()
+        by = args.get("by", "") or ("owner" if team else "team")
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
+        if by not in GROUPINGS:
+            raise ValueError(f"by must be one of {', '.join(GROUPINGS)}; got {by!r}")
+        start, end = parse_date(args.get("from"), "from"), parse_date(args.get("to"), "to")
+        if start and end and end < start:
+            raise ValueError(f"to ({end}) is before from ({start})")
+        return cls(status, start, end, team, args.get("rep", "").strip(), by)
+
+    def ask(self, **changes: Any) -> Ask:
+        """The same question as ``GET /api/report`` with these parameters."""
+        query = replace(self, **changes)
+        return Ask(query.status, query.start, query.end, query.by, team=query.team, rep=query.rep)
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """This query as URL parameters (defaults left out), with some changed."""
+        q = replace(self, **changes)
+        values = {
+            "status": q.status if q.status != "open" else "",
+            "from": q.start.isoformat() if q.start else "",
+            "to": q.end.isoformat() if q.end else "",
+            "team": q.team,
+            "rep": q.rep,
+            "by": q.by if q.by != ("owner" if q.team else "team") else "",
+        }
+        return {k: v for k, v in values.items() if v}
+
+
+def report(runtime: Runtime, query: Query, **changes: Any) -> dict[str, Any]:
+    """The report for this query: exactly what ``GET /api/report`` answers."""
+    return runtime.insights.report(query.ask(**changes))
+
+
+def red_flag_below(runtime: Runtime) -> float:
+    """The red-flag line as a fraction (the rules file gives it in percent)."""
+    return runtime.rulebook().ruleset.insights.red_flag_below / 100
+
+
+def deals(runtime: Runtime, query: Query, counts_as: str = "") -> list[dict[str, Any]]:
+    """The deals behind a figure: the query's scope (the same rules as the report's
+    lines), optionally only those that count as ``on``, ``off`` or ``approved``."""
+    insights = runtime.insights
+    judged, rulebook = insights.deals()
+    ask = query.ask()
+    p_from, p_to = insights.params(ask, rulebook).period
+    wanted = []
+    for deal in in_view(judged, ask):
+        if deal.is_closed:
+            kind = "won" if deal.is_won else "lost"
+            inside = query.status in (kind, "all") and p_from <= deal.close_date <= p_to
+        else:
+            inside = query.status in ("open", "all")
+        if inside and (not counts_as or deal.counts_as == counts_as):
+            wanted.append(deal)
+    wanted.sort(key=lambda d: (-d.amount, d.crm, d.opportunity_id))
+    return [{**item(d), "close_date": d.close_date, "warned": d.warned} for d in wanted]
+
+
+def people(runtime: Runtime) -> dict[str, list[str]]:
+    """Teams and their reps by name, for the filter links."""
+    judged, _ = runtime.insights.deals()
+    teams: dict[str, set[str]] = defaultdict(set)
+    for deal in judged:
+        teams[deal.team].add(deal.owner)
+    return {team: sorted(reps) for team, reps in sorted(teams.items())}
+
+
+def coaching_queue(runtime: Runtime, manager: str) -> dict[str, Any] | None:
+    """A manager's queue (``GET /api/coaching/<manager>``), or None for nobody known."""
+    return runtime.insights.manager_view(manager)
