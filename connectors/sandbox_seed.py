@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from connectors.sandbox_db import SCHEMA
+
 STRATEGIC_PRODUCTS = ("Data Platform", "Analytics Cloud")
 TRADITIONAL_PRODUCTS = (
     "Legacy Reporting Suite",
@@ -199,7 +201,10 @@ def seed(
     sample = build(seed=seed, accounts=accounts, opportunities=opportunities, today=today)
     connector.add_owners(sample.owners)
     connector.add_accounts(sample.accounts)
-    connector.add_opportunities(sample.opportunities)
+    rows = sample.opportunities
+    if "created_date" not in SCHEMA:  # a sandbox that cannot hold created dates yet
+        rows = [{k: v for k, v in row.items() if k != "created_date"} for row in rows]
+    connector.add_opportunities(rows)
     return True
 
 
@@ -306,6 +311,14 @@ def flag_crm_targets(rng: random.Random, accounts: list[dict[str, Any]], listed:
         account["target_flag"] = account["id"] in flagged
 
 
+HISTORY_WEEKS = 39  # about nine months of deals, created week by week
+BASELINE_WEEKS = 13  # the strategy starts to take hold after these first weeks
+TEAM_LIFT = {"Enterprise West": 0.45, "Enterprise East": 0.2, "Mid-Market": 0.15}
+LAGGARD_LEANING = 0.2
+STANDOUTS = {"Priya Raman": 0.3, "Kevin Park": 0.3}  # extra discipline, and they win it
+LAGGARDS = ("Elena Petrova", "Jamal Wright")  # keep selling whatever they can
+
+
 def make_opportunities(
     rng: random.Random,
     count: int,
@@ -313,27 +326,58 @@ def make_opportunities(
     reps: list[dict[str, Any]],
     today: date,
 ) -> list[dict[str, Any]]:
-    """Opportunities spread over the reps; each rep leans on the target market differently."""
+    """Nine months of deals, created week by week, most still open near the end.
+
+    The story the insights should tell: during the first 13 weeks (the baseline)
+    each rep leans on the target market as they always did; then the strategy
+    takes hold, fastest in Enterprise West; Priya Raman and Kevin Park stand out
+    (more on-strategy pipeline, and they win it); Elena Petrova and Jamal Wright
+    keep selling whatever they can (red flags).
+    """
     fits = [a for a in accounts if in_target_market(a)]
     others = [a for a in accounts if not in_target_market(a)]
-    discipline = {r["id"]: rng.uniform(0.3, 0.9) for r in reps}
+    base = {r["id"]: rng.uniform(0.3, 0.5) for r in reps}
+    start = today - timedelta(weeks=HISTORY_WEEKS)
     rows = []
     for number in range(1, count + 1):
         rep = rng.choice(reps)
-        pool = fits if rng.random() < discipline[rep["id"]] else others
+        created = start + timedelta(days=int(HISTORY_WEEKS * 7 * rng.random() ** 0.8))
+        ramp = _ramp(start, created)
+        pool = fits if rng.random() < _discipline(rep, base[rep["id"]], ramp) else others
         account = rng.choice(pool) if pool and number % 250 != 0 else None  # a few orphans
-        rows.append(_opportunity(rng, number, account, rep, today))
+        rows.append(_opportunity(rng, number, account, rep, (created, ramp), today))
     return rows
 
 
+def _ramp(start: date, created: date) -> float:
+    """0 during the baseline, then rising to 1 by today: the strategy taking hold."""
+    weeks = (created - start).days / 7 - BASELINE_WEEKS
+    return max(0.0, min(1.0, weeks / (HISTORY_WEEKS - BASELINE_WEEKS)))
+
+
+def _discipline(rep: dict[str, Any], base: float, ramp: float) -> float:
+    """How likely this rep's next deal is in the target market."""
+    if rep["name"] in LAGGARDS:
+        return LAGGARD_LEANING
+    lift = TEAM_LIFT.get(rep["team"], 0.1) + STANDOUTS.get(rep["name"], 0.0)
+    return min(0.95, base + lift * ramp + STANDOUTS.get(rep["name"], 0.0) / 2)
+
+
 def _opportunity(
-    rng: random.Random, number: int, account: dict[str, Any] | None, rep: dict, today: date
+    rng: random.Random,
+    number: int,
+    account: dict[str, Any] | None,
+    rep: dict,
+    when: tuple[date, float],
+    today: date,
 ) -> dict[str, Any]:
-    products = _products(rng, in_target_market(account)) if account else []
-    close = today + timedelta(days=rng.randint(-270, 270))
-    stage = _stage(rng, (close - today).days)
+    created, ramp = when
+    products = _products(rng, in_target_market(account), ramp) if account else []
+    close = created + timedelta(days=rng.randint(14, 150))
+    on_strategy = in_target_market(account) and any(p in STRATEGIC_PRODUCTS for p in products)
+    stage = _stage(rng, close, today, _win_chance(rep, on_strategy))
     amount = _amount(rng, rep["team"], products)
-    row = {
+    return {
         "id": f"OPP-{number:05d}",
         "name": _deal_name(rng, account, products),
         "account_id": account["id"] if account else None,
@@ -343,18 +387,26 @@ def _opportunity(
         "stage": stage,
         "probability": STAGES[stage],
         "close_date": close.isoformat(),
+        "created_date": created.isoformat(),
         "is_closed": stage.startswith("Closed"),
         "is_won": stage == "Closed Won",
         "type": "Existing Business" if "Support Renewal" in products else "New Business",
         "exception_reason": _exception_reason(rng, account, products),
         "products": [(p, 1, round(amount / max(1, len(products)), 2)) for p in products],
     }
-    return row
 
 
-def _products(rng: random.Random, target_market: bool) -> list[str]:
-    """Strategic products sell mostly into the target market; elsewhere the old suite wins."""
-    if rng.random() < (0.72 if target_market else 0.3):
+def _win_chance(rep: dict[str, Any], on_strategy: bool) -> float:
+    """On-strategy deals win more often; the standouts win them more often still."""
+    if not on_strategy:
+        return 0.33
+    return 0.62 if rep["name"] in STANDOUTS else 0.45
+
+
+def _products(rng: random.Random, target_market: bool, ramp: float = 1.0) -> list[str]:
+    """Strategic products sell mostly into the target market, more so as the strategy
+    takes hold; elsewhere the old suite wins."""
+    if rng.random() < (0.55 + 0.3 * ramp if target_market else 0.3):
         chosen = [rng.choice(STRATEGIC_PRODUCTS)]
         if rng.random() < 0.25:
             chosen = list(STRATEGIC_PRODUCTS)
@@ -364,28 +416,17 @@ def _products(rng: random.Random, target_market: bool) -> list[str]:
     return rng.sample(TRADITIONAL_PRODUCTS, rng.choice((1, 1, 2)))
 
 
-def _stage(rng: random.Random, days_to_close: int) -> str:
-    """Past close dates are mostly closed; near ones sit in later stages."""
-    if days_to_close < -30 or (days_to_close < 0 and rng.random() < 0.5):
-        return "Closed Won" if rng.random() < 0.42 else "Closed Lost"
-    if days_to_close < 60:
-        weights = {
-            "Prospecting": 1,
-            "Qualification": 2,
-            "Needs Analysis": 3,
-            "Proposal": 4,
-            "Negotiation": 4,
-        }
-    elif days_to_close < 180:
-        weights = {
-            "Prospecting": 3,
-            "Qualification": 4,
-            "Needs Analysis": 3,
-            "Proposal": 2,
-            "Negotiation": 1,
-        }
+def _stage(rng: random.Random, close: date, today: date, win_chance: float) -> str:
+    """A close date in the past is closed (won or lost); near ones sit in later stages."""
+    days_to_close = (close - today).days
+    if days_to_close < 0:
+        return "Closed Won" if rng.random() < win_chance else "Closed Lost"
+    if days_to_close < 45:
+        weights = {"Qualification": 1, "Needs Analysis": 2, "Proposal": 4, "Negotiation": 4}
+    elif days_to_close < 120:
+        weights = {"Prospecting": 2, "Qualification": 4, "Needs Analysis": 4, "Proposal": 2}
     else:
-        weights = {"Prospecting": 5, "Qualification": 3, "Needs Analysis": 2, "Proposal": 1}
+        weights = {"Prospecting": 5, "Qualification": 3, "Needs Analysis": 1}
     return _weighted(rng, weights)
 
 

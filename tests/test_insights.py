@@ -130,6 +130,7 @@ def test_win_rates_count_deals_closed_in_the_period_on_and_off_strategy():
 def test_status_scopes(status, deals, on, amount):
     total = report(status=status)["total"]
     assert (total["deals"], total["on_strategy"], total["amount"]) == (deals, on, amount)
+    assert total["share"] == round(on / deals, 4)
 
 
 def test_from_and_to_choose_the_closed_deals():
@@ -146,7 +147,10 @@ def test_deal_size_and_days_to_close_on_vs_off():
 def test_lines_by_team_and_by_owner():
     teams = {line["group"]: line for line in report()["lines"]}
     assert (teams["East"]["deals"], teams["East"]["share"]) == (3, 0.3333)
+    assert (teams["East"]["share_by_amount"], teams["East"]["win_rate_on"]) == (0.2128, 0.5)
+    assert teams["East"]["win_rate_off"] == 0.5
     assert (teams["West"]["deals"], teams["West"]["share"]) == (1, 0.0)
+    assert (teams["West"]["win_rate_on"], teams["West"]["win_rate_off"]) == (None, None)
     owners = {line["group"]: line for line in report(by="owner")["lines"]}
     assert set(owners) == {"Ann", "Cat"}  # Bob has no open deal
 

@@ -66,11 +66,18 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-def demo() -> None:
+@click.option(
+    "--deals",
+    default=600,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="How many deals the sandbox is seeded with (first run only).",
+)
+def demo(deals: int) -> None:
     """Run the whole pipeline on the sandbox CRM, in-process, with a SQLite store."""
 
     settings = _settings(crms=("sandbox",), redis_url="")
-    run_demo(_runtime(settings), console)
+    run_demo(_runtime(settings), console, deals)
 
 
 @main.command()

@@ -35,7 +35,7 @@ def points(value: float | None) -> str:
 def _table(title: str, columns: Sequence[str], left: int = 1) -> Table:
     table = Table(title=title, title_justify="left")
     for index, column in enumerate(columns):
-        table.add_column(column, justify="left" if index < left else "right", no_wrap=index > 0)
+        table.add_column(column, justify="left" if index < left else "right", no_wrap=index >= left)
     return table
 
 
@@ -278,7 +278,7 @@ def report_csv(report: dict[str, Any]) -> str:
 def manager_table(view: dict[str, Any]) -> Table:
     table = _table(
         f"Coaching queue of {view['manager']}: open tasks, then the queue, most important first",
-        ("rep", "status", "task", "opportunity", "amount", "stage", "fit"),
+        ("rep", "status", "opportunity", "task", "amount"),
         left=4,
     )
     for rep in view["reps"]:
@@ -287,11 +287,9 @@ def manager_table(view: dict[str, Any]) -> Table:
             table.add_row(
                 rep["rep"],
                 task["status"],
+                deal["opportunity_id"],
                 task["subject"][:60],
-                f"{deal['opportunity_id']} {deal.get('name', '')}"[:50],
                 money(deal.get("amount")),
-                deal.get("stage", ""),
-                deal.get("fit", ""),
             )
     return table
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import DateTime, bindparam, func, select, text, tuple_
 
 from integration.domain.model import Facts
 from integration.engine.evaluate import evaluate
@@ -55,7 +57,13 @@ NARROW = (
     "manager_id",
 )
 _SELECT = "SELECT " + ", ".join(NARROW) + " FROM opportunity_state"
+_SINCE = text(_SELECT + " WHERE decided_at >= :since").bindparams(
+    bindparam("since", type_=DateTime(timezone=True))
+)
+_STAMP = select(func.count(), func.max(StateRow.decided_at))
 FACTS_BATCH = 500
+SKEW = timedelta(minutes=5)  # workers' clocks and commit order: re-read a margin
+FULL_READ_EVERY = 600.0  # seconds; a full read now and then bounds any drift
 
 
 @dataclass(slots=True)
@@ -115,20 +123,26 @@ class _Judged:
 
 @dataclass
 class Judgements:
-    """Judgements under one live rulebook, per opportunity and state stamp.
+    """Judgements under one live rulebook, and the state rows they were made on.
 
     One instance lives as long as the process (the CLI, a web worker); a new live
-    version starts it afresh. Thread-safe for the web server's threads.
+    version starts the judgements afresh. The rows are refreshed by what changed
+    since the last read (an index on ``decided_at``), so a report on an unchanged
+    store reads two numbers. Thread-safe for the web server's threads.
     """
 
     key: tuple[str, str] = ("", "")
     entries: dict[tuple[str, str], _Judged] = field(default_factory=dict)
+    rows: dict[tuple[str, str], Any] = field(default_factory=dict)
+    stamp: tuple[int, Any] | None = None
+    deals: list[Deal] | None = None
+    full_read_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset_for(self, rulebook: Rulebook) -> None:
         key = (rulebook.ruleset.version, rulebook.targets.version)
         if key != self.key:
-            self.key, self.entries = key, {}
+            self.key, self.entries, self.deals = key, {}, None
 
 
 def load_deals(store: Store, rulebook: Rulebook, cache: Judgements | None = None) -> list[Deal]:
@@ -137,16 +151,36 @@ def load_deals(store: Store, rulebook: Rulebook, cache: Judgements | None = None
     with cache.lock:
         cache.reset_for(rulebook)
         with store.engine.connect() as connection:
-            rows = connection.exec_driver_sql(_SELECT).fetchall()
+            count, newest = connection.execute(_STAMP).one()
+            if cache.deals is not None and cache.stamp == (count, newest):
+                return cache.deals
+            _refresh_rows(connection, cache, count)
+        rows = list(cache.rows.values())
         stale = [row for row in rows if _needs_facts(cache, row)]
         _judge_stale(store, rulebook, cache, stale, full=len(stale) > len(rows) // 5)
         memo: dict[tuple[str, str], str] = {}
         entries = cache.entries
-        return [
+        cache.deals = [
             _deal(rulebook.ruleset, memo, entries[(row[0], row[1])], row)
             for row in rows
             if (row[0], row[1]) in entries  # gone between the two reads: left out
         ]
+        cache.stamp = (count, newest)
+        return cache.deals
+
+
+def _refresh_rows(connection: Any, cache: Judgements, count: int) -> None:
+    """The narrow state rows: only those decided since the last read, unless a full
+    read is due (first read, rows deleted, or every few minutes)."""
+    since = cache.stamp[1] if cache.stamp else None
+    due = time.monotonic() - cache.full_read_at > FULL_READ_EVERY
+    if since is not None and not due:
+        for row in connection.execute(_SINCE, {"since": since - SKEW}):
+            cache.rows[(row[0], row[1])] = row
+        if len(cache.rows) == count:
+            return
+    cache.rows = {(r[0], r[1]): r for r in connection.exec_driver_sql(_SELECT).fetchall()}
+    cache.full_read_at = time.monotonic()
 
 
 def _needs_facts(cache: Judgements, row: Any) -> bool:
@@ -246,6 +280,7 @@ def owner_names(deals: Iterable[Deal], directory: Iterable[dict[str, Any]] = ())
     """Person id -> name, from the deals' owners and any directory of people (managers)."""
     names = {d.owner_id: d.owner for d in deals if d.owner_id and d.owner != d.owner_id}
     for person in directory:
-        if person.get("id") and person.get("name"):
-            names.setdefault(person["id"], person["name"])
+        for key in ("id", "email"):  # the managers file may name people by email
+            if person.get(key) and person.get("name"):
+                names.setdefault(person[key], person["name"])
     return names

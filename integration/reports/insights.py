@@ -129,7 +129,11 @@ class _Level:
 
 
 class _Pass:
-    """One pass over the deals, adding each into every figure it belongs to."""
+    """One pass over the deals into per-rep cells, then rolled up to teams and company.
+
+    Each deal is added once (into its rep's line and the cell of its dates); teams and
+    the company are sums of their reps, so the cost is one pass plus the cells.
+    """
 
     def __init__(self, params: Params, baseline: tuple[str, str] | None) -> None:
         self.params = params
@@ -138,48 +142,92 @@ class _Pass:
         self.baseline = baseline or ("", "")
         self.levels = {"company": _Level(), "team": _Level(), "owner": _Level()}
         self.open: list[Deal] = []
+        self.team_of: dict[str, str] = {}
+        self.on_deals: dict[str, list[Deal]] = defaultdict(list)
+        self._buckets: dict[str, tuple[str, bool, bool, bool]] = {}
+
+    def _bucket(self, day: str) -> tuple[str, bool, bool, bool]:
+        """(week in the window or "", in the window, in the baseline, after the baseline)."""
+        w_from, w_to = self.window
+        b_from, b_to = self.baseline
+        inside = w_from <= day <= w_to
+        bucket = (week_of(day) if inside else "", inside, b_from <= day <= b_to, day > b_to)
+        self._buckets[day] = bucket
+        return bucket
 
     def run(self, deals: Iterable[Deal]) -> None:
         status = self.params.status
         p_from, p_to = self.period
+        w_from, w_to = self.window
+        scope: dict[tuple[str, str], Line] = {}
+        period: dict[tuple[str, str], Line] = {}
+        window: dict[tuple[str, str], Line] = {}
+        cells: dict[tuple[str, str, tuple], list[float]] = {}
+        buckets, on_deals = self._buckets, self.on_deals
         for deal in deals:
-            groups = (("company", "All"), ("team", deal.team), ("owner", deal.owner))
-            closed_now = deal.is_closed and p_from <= deal.close_date <= p_to
+            key = (deal.team, deal.owner)
+            closed = deal.close_date
             if deal.is_closed:
-                kind = "won" if deal.is_won else "lost"
-                in_scope = closed_now and status in (kind, "all")
+                in_period = p_from <= closed <= p_to
+                in_scope = in_period and status in ("won" if deal.is_won else "lost", "all")
+                if in_period:
+                    _get(period, key).add_closed(deal)
+                if w_from <= closed <= w_to:
+                    _get(window, key).add_closed(deal)
             else:
                 in_scope = status in ("open", "all")
                 self.open.append(deal)
-            for level, group in groups:
-                figures = self.levels[level]
-                if in_scope:
-                    figures.line(group).add(deal)
-                if closed_now:
-                    figures.line(group).add_closed(deal)
-            self._flows(deal, groups)
+            if in_scope:
+                _get(scope, key).add(deal)
+            on = deal.counts_as == "on"
+            if on:
+                on_deals[deal.owner].append(deal)
+            if deal.created_date:
+                bucket = buckets.get(deal.created_date) or self._bucket(deal.created_date)
+                cell = cells.get((*key, bucket))
+                if cell is None:
+                    cell = cells[(*key, bucket)] = [0, 0, 0.0, 0.0]
+                cell[0] += 1
+                cell[1] += on
+            if deal.is_won and closed:
+                bucket = buckets.get(closed) or self._bucket(closed)
+                cell = cells.get((*key, bucket))
+                if cell is None:
+                    cell = cells[(*key, bucket)] = [0, 0, 0.0, 0.0]
+                cell[2] += deal.amount
+                cell[3] += deal.amount if on else 0.0
+        self._roll_up(scope, period, window, cells)
 
-    def _flows(self, deal: Deal, groups: tuple[tuple[str, str], ...]) -> None:
-        w_from, w_to = self.window
-        b_from, b_to = self.baseline
-        for when, add in ((deal.created_date, Flow.add_new), (deal.close_date, None)):
-            if not when or (add is None and not deal.is_won):
-                continue
-            add = add or Flow.add_won
-            in_window = w_from <= when <= w_to
-            week = week_of(when) if in_window else ""
-            for level, group in groups:
-                figures = self.levels[level]
-                if in_window:
-                    add(figures.weeks[(group, week)], deal)
-                    add(figures.window[group], deal)
-                    if when > b_to:
-                        add(figures.since[group], deal)
-                if b_from <= when <= b_to:
-                    add(figures.baseline[group], deal)
-        if deal.is_closed and w_from <= deal.close_date <= w_to:
-            for level, group in groups:
-                self.levels[level].closed_line(group).add_closed(deal)
+    def _roll_up(self, scope: dict, period: dict, window: dict, cells: dict) -> None:
+        levels = self.levels
+        for (team, owner), line in scope.items():
+            for level, group in (("company", "All"), ("team", team), ("owner", owner)):
+                levels[level].line(group).merge(line)
+        for (team, owner), line in period.items():
+            self.team_of[owner] = team
+            for level, group in (("company", "All"), ("team", team), ("owner", owner)):
+                levels[level].line(group).merge_closed(line)
+        for (team, owner), line in window.items():
+            for level, group in (("company", "All"), ("team", team), ("owner", owner)):
+                levels[level].closed_line(group).merge_closed(line)
+        for (team, owner, (week, inside, before, after)), counts in cells.items():
+            self.team_of.setdefault(owner, team)
+            for level, group in (("company", "All"), ("team", team), ("owner", owner)):
+                figures = levels[level]
+                if inside:
+                    figures.weeks[(group, week)].add_counts(counts)
+                    figures.window[group].add_counts(counts)
+                    if after:
+                        figures.since[group].add_counts(counts)
+                if before:
+                    figures.baseline[group].add_counts(counts)
+
+
+def _get(lines: dict[tuple[str, str], Line], key: tuple[str, str]) -> Line:
+    line = lines.get(key)
+    if line is None:
+        line = lines[key] = Line(key[1])
+    return line
 
 
 def build_report(
@@ -219,10 +267,10 @@ def build_report(
         },
         "baseline": _baseline(company, baseline),
         "red_flags": red_flags(levels, params.red_flag_below),
-        "learn_from": learn_from(levels, deals, params),
+        "learn_from": learn_from(levels, run.team_of, run.on_deals, params),
         "patterns": patterns(run.open),
         **lists,
-        "traction": traction(deals, run.period, params.status),
+        "traction": traction(run.on_deals, run.period, params.status),
         "coaching": coaching_lines(tasks, names or {}),
     }
 

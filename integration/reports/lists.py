@@ -38,12 +38,14 @@ def red_flags(levels: Mapping[str, Any], below_percent: float) -> list[dict[str,
 
 
 def learn_from(
-    levels: Mapping[str, Any], deals: Sequence[Deal], params: Params
+    levels: Mapping[str, Any],
+    team_of: Mapping[str, str],
+    on_deals: Mapping[str, Sequence[Deal]],
+    params: Params,
 ) -> list[dict[str, Any]]:
     """Reps whose on-strategy share of new pipeline and on-strategy win rate both beat
     their team's, with at least ``min_deals`` closed deals (in the trend's window)."""
     reps, teams = levels["owner"], levels["team"]
-    team_of = {d.owner: d.team for d in deals}
     found = []
     for rep, closed in reps.closed.items():
         if closed.closed_all < params.min_deals:
@@ -66,7 +68,7 @@ def learn_from(
                 "win_rate_on": rate,
                 "team_win_rate_on": team_rate,
                 "closed_deals": closed.closed_all,
-                **_in_common([d for d in deals if d.owner == rep], params),
+                **_in_common(on_deals.get(rep, ()), params),
             }
         )
     return sorted(found, key=lambda r: (-r["share"], r["owner"]))
@@ -78,8 +80,6 @@ def _in_common(deals: Iterable[Deal], params: Params) -> dict[str, list[dict[str
     industries: Counter[str] = Counter()
     products: Counter[str] = Counter()
     for deal in deals:
-        if deal.counts_as != "on":
-            continue
         if not (w_from <= deal.created_date <= w_to or w_from <= deal.close_date <= w_to):
             continue
         industries[deal.industry] += 1
@@ -166,25 +166,26 @@ def top_lists(open_deals: Sequence[Deal]) -> dict[str, Any]:
     }
 
 
-def traction(deals: Iterable[Deal], period: tuple[str, str], status: str) -> list[dict[str, Any]]:
+def traction(
+    on_deals: Mapping[str, Sequence[Deal]], period: tuple[str, str], status: str
+) -> list[dict[str, Any]]:
     """Per rep, the products of their on-strategy deals in scope: how the strategic
     offerings take hold (deals, amount and wins per product)."""
     p_from, p_to = period
     cells: dict[tuple[str, str, str], list[float]] = {}
-    for deal in deals:
-        if deal.counts_as != "on":
-            continue
-        if deal.is_closed:
-            kind = "won" if deal.is_won else "lost"
-            if status not in (kind, "all") or not p_from <= deal.close_date <= p_to:
+    for deals in on_deals.values():
+        for deal in deals:
+            if deal.is_closed:
+                kind = "won" if deal.is_won else "lost"
+                if status not in (kind, "all") or not p_from <= deal.close_date <= p_to:
+                    continue
+            elif status not in ("open", "all"):
                 continue
-        elif status not in ("open", "all"):
-            continue
-        for product in dict.fromkeys(deal.products):
-            cell = cells.setdefault((deal.owner, deal.team, product), [0, 0.0, 0])
-            cell[0] += 1
-            cell[1] += deal.amount
-            cell[2] += deal.is_won
+            for product in dict.fromkeys(deal.products):
+                cell = cells.setdefault((deal.owner, deal.team, product), [0, 0.0, 0])
+                cell[0] += 1
+                cell[1] += deal.amount
+                cell[2] += deal.is_won
     return [
         {"owner": o, "team": t, "product": p, "deals": c[0], "amount": round(c[1], 2), "won": c[2]}
         for (o, t, p), c in sorted(cells.items())

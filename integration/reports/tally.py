@@ -29,6 +29,19 @@ def days_between(start: str, end: str) -> int | None:
         return None
 
 
+CLOSED_SLOTS = (
+    "closed_all",
+    "closed_on",
+    "won_on",
+    "closed_off",
+    "won_off",
+    "days_on",
+    "n_days_on",
+    "days_off",
+    "n_days_off",
+)
+
+
 class Line:
     """One group's figures: the deals in scope, and its deals closed in the period."""
 
@@ -95,6 +108,22 @@ class Line:
                 self.days_off += days
                 self.n_days_off += 1
 
+    def merge(self, other: Line) -> None:
+        """Add another group's deals in scope (a rep's into their team's)."""
+        self.deals += other.deals
+        self.on += other.on
+        self.approved += other.approved
+        self.amount += other.amount
+        self.on_amount += other.on_amount
+        self.off_amount += other.off_amount
+        self.comp += other.comp
+        self.warnings += other.warnings
+
+    def merge_closed(self, other: Line) -> None:
+        """Add another group's closed deals (win rates, days to close)."""
+        for name in CLOSED_SLOTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     @property
     def off(self) -> int:
         return self.deals - self.on - self.approved
@@ -141,6 +170,13 @@ class Flow:
     def add_new(self, deal: Deal) -> None:
         self.new += 1
         self.new_on += deal.counts_as == "on"
+
+    def add_counts(self, counts: list[float]) -> None:
+        """Add a cell: [new deals, of them on strategy, amount won, of it on strategy]."""
+        self.new += int(counts[0])
+        self.new_on += int(counts[1])
+        self.won_amount += counts[2]
+        self.won_on_amount += counts[3]
 
     def add_won(self, deal: Deal) -> None:
         self.won_amount += deal.amount

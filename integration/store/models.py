@@ -104,6 +104,7 @@ class StateRow(Base):
         Index("ix_state_team", "crm", "team"),
         Index("ix_state_owner", "crm", "owner_id"),
         Index("ix_state_closed", "is_closed", "close_date"),
+        Index("ix_state_decided", "decided_at"),
     )
 
     crm: Mapped[str] = mapped_column(String(20), primary_key=True)
