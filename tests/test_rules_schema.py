@@ -85,3 +85,12 @@ def test_a_good_condition_passes():
     check = Checker("rules/fit.yaml")
     condition = check.condition("account.employees > 100 && crm == 'sandbox'", 3, Scope(()))
     assert condition is not None and check.problems == []
+
+
+def test_true_is_not_a_number():
+    mapping, _ = load("max_open: true\n", "rules/coaching.yaml")
+    check = Checker("rules/coaching.yaml")
+    assert check.integer(mapping, "max_open", default=3, minimum=1) == 3
+    assert _problems(check) == [
+        "rules/coaching.yaml:1: 'max_open' must be a whole number; got true or false True"
+    ]
