@@ -11,7 +11,9 @@ so a rule never sees ``None`` (contract: "missing CRM values are null-safe").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any
 
 #: Logical names of the fields the service writes, in the order they are planned.
@@ -85,13 +87,17 @@ class Facts:
     products: tuple[str, ...] = ()
 
     def to_variables(self) -> dict[str, Any]:
-        """The CEL/Jinja variables: plain dicts and lists, internals removed."""
-        account = asdict(self.account)
+        """The CEL/Jinja variables: plain dicts and lists, internals removed.
+
+        The records hold only scalars, so a copy of each one's attributes is the
+        same as ``asdict`` at a tenth of its cost (this runs for every evaluation).
+        """
+        account = dict(vars(self.account))
         account.pop("crm_target_flag")
         return {
-            "opportunity": asdict(self.opportunity),
+            "opportunity": dict(vars(self.opportunity)),
             "account": account,
-            "owner": asdict(self.owner),
+            "owner": dict(vars(self.owner)),
             "products": list(self.products),
             "crm": self.crm,
         }
@@ -148,14 +154,30 @@ class Warning:
 
 @dataclass(frozen=True)
 class CoachingTask:
-    """A coaching task a rule asks for; the planner decides whether to create it."""
+    """A coaching task a rule asks for; the planner decides whether to create it.
+
+    Its text is rendered on first use (``subject``, ``body``) by ``text``: most
+    evaluations find the task already live and never need it, and rendering two
+    templates costs more than deciding the whole opportunity.
+    """
 
     rule: str
-    subject: str
-    body: str
     due_in_days: int
     priority: str
     assign_to: str  # "manager" or "owner"
+    text: Callable[[], tuple[str, str]] = field(default=lambda: ("", ""), compare=False, repr=False)
+
+    @cached_property
+    def _rendered(self) -> tuple[str, str]:
+        return self.text()
+
+    @property
+    def subject(self) -> str:
+        return self._rendered[0]
+
+    @property
+    def body(self) -> str:
+        return self._rendered[1]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ condition against typed sample variables.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cel
@@ -38,11 +38,17 @@ class Scope:
 
 @dataclass(frozen=True)
 class Condition:
-    """A compiled CEL condition and where it was written."""
+    """A compiled CEL condition and where it was written.
+
+    ``reads`` names what it reads: root variable -> its fields, or ``None`` when the
+    root is used whole (``size(products)``, ``has(opportunity.x)``...), so the
+    evaluation context can be built from only what the rules look at.
+    """
 
     source: str
     line: int
     program: Any  # cel.Program
+    reads: dict[str, frozenset[str] | None] = field(default_factory=dict, compare=False)
 
     def holds(self, context: Any) -> bool:
         """Evaluate against a ``cel.Context``; a non-boolean result is an error."""
@@ -63,7 +69,31 @@ def compile_condition(source: Any, line: int, scope: Scope) -> tuple[Condition |
     except ValueError as exc:
         return None, [f"bad CEL expression: {_first_error_line(str(exc))}"]
     problems = unknown_names(source, scope)
-    return (None if problems else Condition(source, line, program)), problems
+    if problems:
+        return None, problems
+    return Condition(source, line, program, reads_of(source)), []
+
+
+def reads_of(source: str) -> dict[str, frozenset[str] | None]:
+    """Root variable -> the fields the expression selects from it (``None``: all of it)."""
+    tree = _PARSER.parse(source)
+    selected: dict[str, set[str]] = {}
+    selections = list(_selections(tree))
+    for root, name in selections:
+        selected.setdefault(root, set()).add(name)
+    bound = set(_bound_names(tree))
+    whole = [n for n in _idents(tree) if n not in bound]
+    reads: dict[str, frozenset[str] | None] = {
+        root: frozenset(names) for root, names in selected.items()
+    }
+    # An identifier counted once per ``root.field`` selection; any other use is whole.
+    uses = {root: sum(1 for r, _ in selections if r == root) for root in selected}
+    for root in set(whole):
+        if whole.count(root) > uses.get(root, 0):
+            reads[root] = None
+    for name in bound & set(RECORD_FIELDS):  # a macro's own variable named like a record
+        reads[name] = None
+    return reads
 
 
 def _first_error_line(message: str) -> str:

@@ -6,30 +6,52 @@ tag and reason, then warnings, coaching and compensation, which may all look at
 ``fit``. A condition that fails at run time (bad data the checks could not
 foresee) counts as false and is recorded in ``Decision.errors``: one odd deal
 never stops the others.
+
+Fast path: the ruleset's conditions run as one CEL program over a context of
+only the fields they read (:mod:`integration.engine.program`); an opportunity
+whose run errs takes the step-by-step path, which records each error where it
+happens, so the decision is the same either way. Coaching text is rendered
+only when a task is claimed (:class:`CoachingTask` renders on first use).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import cel
-
 from integration.domain.model import CoachingTask, Decision, Facts, Warning
 from integration.engine.conditions import Condition
+from integration.engine.program import Plan, plan_for
 from integration.engine.ruleset import Ruleset
 from integration.engine.templates import Template
 
+log = logging.getLogger(__name__)
+_BOOL = {bool}
+
 
 class _Run:
-    """The state of one evaluation: variables, CEL context and errors so far."""
+    """The state of one evaluation: CEL context, template variables and errors so far."""
 
-    def __init__(self, facts: Facts) -> None:
-        self.variables: dict[str, Any] = facts.to_variables()
-        self.context = cel.Context(self.variables)
+    def __init__(self, facts: Facts, plan: Plan) -> None:
+        self.facts = facts
+        self.plan = plan
+        self.context: Any = None
+        self.scope: dict[str, Any] = {}  # segment and fit, once known
         self.errors: list[str] = []
+        self._variables: dict[str, Any] | None = None
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """The template variables (every field), built on the first render."""
+        if self._variables is None:
+            self._variables = self.facts.to_variables()
+        return {**self._variables, **self.scope}
 
     def holds(self, what: str, condition: Condition) -> bool:
+        if self.context is None:
+            self.context = self.plan.context(self.facts)
         try:
             return condition.holds(self.context)
         except Exception as exc:
@@ -38,37 +60,56 @@ class _Run:
 
     def render(self, what: str, template: Template) -> str:
         try:
-            return template.render(self.variables)
+            return self.plan.texts.render(template, self.variables)
         except Exception as exc:
             self.errors.append(f"{what}: {exc}")
             return template.source
 
     def set(self, name: str, value: Any) -> None:
-        self.variables[name] = value
-        self.context.add_variable(name, value)
+        self.scope[name] = value
+        if self.context is not None:
+            self.context.add_variable(name, value)
 
 
-def evaluate(facts: Facts, ruleset: Ruleset) -> Decision:
-    """Apply every rule of ``ruleset`` to ``facts``."""
-    run = _Run(facts)
-    segments: dict[str, bool] = {}
-    run.set("segment", segments)
-    for name, condition in ruleset.segments:
-        segments[name] = run.holds(f"segment {name}", condition)
-        run.set("segment", dict(segments))
-    fit_rule = next((r for r in ruleset.fit if run.holds(f"fit {r.name}", r.condition)), None)
+def evaluate(facts: Facts, ruleset: Ruleset, *, one_program: bool = True) -> Decision:
+    """Apply every rule of ``ruleset`` to ``facts``.
+
+    ``one_program=False`` takes the step-by-step path for every opportunity (the
+    benchmark and the tests compare the two: the decisions must be the same).
+    """
+    plan = plan_for(ruleset)
+    values = _all_at_once(facts, plan) if one_program else None
+    run = _Run(facts, plan)
+    if values is None:
+        segments, fit_index = _segments_and_fit(run, ruleset)
+    else:
+        count = len(ruleset.segments)
+        segments = dict(zip(plan.segment_names, values, strict=False))
+        fits = values[count : count + len(ruleset.fit)]
+        fit_index = fits.index(True) if True in fits else None
+        run.scope["segment"] = segments
+    fit_rule = ruleset.fit[fit_index] if fit_index is not None else None
     fit = fit_rule.tag if fit_rule else ""
     reason = run.render(f"fit {fit_rule.name} reason", fit_rule.reason) if fit_rule else ""
     run.set("fit", fit)
+    if values is not None:
+        later = values[len(ruleset.segments) + len(ruleset.fit) :]
+        warned = later[: len(ruleset.warnings)]
+    else:
+        warned = [run.holds(f"warning {r.name}", r.condition) for r in ruleset.warnings]
     warnings = tuple(
         Warning(rule.name, run.render(f"warning {rule.name}", rule.message))
-        for rule in ruleset.warnings
-        if run.holds(f"warning {rule.name}", rule.condition)
+        for rule, hit in zip(ruleset.warnings, warned, strict=True)
+        if hit
     )
-    coaching = tuple(_coaching(run, ruleset))
-    eligible = run.holds("compensation", ruleset.eligible_when)
+    if values is not None:
+        coached, eligible = later[len(ruleset.warnings) : -1], later[-1]
+    else:
+        coached = [run.holds(f"coaching {r.name}", r.condition) for r in ruleset.coaching]
+        eligible = run.holds("compensation", ruleset.eligible_when)
+    coaching = tuple(_coaching(run, ruleset, coached))
     fired = (
-        *(f"segment:{n}" for n, held in segments.items() if held),
+        *(f"segment:{n}" for n, hit in segments.items() if hit),
         *([f"fit:{fit_rule.name}"] if fit_rule else []),
         *(f"warning:{w.rule}" for w in warnings),
         *(f"coaching:{t.rule}" for t in coaching),
@@ -90,21 +131,64 @@ def evaluate(facts: Facts, ruleset: Ruleset) -> Decision:
     )
 
 
-def _coaching(run: _Run, ruleset: Ruleset) -> list[CoachingTask]:
+def _all_at_once(facts: Facts, plan: Plan) -> list[bool] | None:
+    """Every condition's value from the one program; ``None`` when any would be an error."""
+    if plan.program is None:
+        return None
+    try:
+        values = plan.program.execute(plan.program_context(facts))
+    except Exception:
+        return None
+    if len(values) != plan.size or set(map(type, values)) != _BOOL:
+        return None
+    return values
+
+
+def _segments_and_fit(run: _Run, ruleset: Ruleset) -> tuple[dict[str, bool], int | None]:
+    """Step by step, each error recorded where it happens (the path for odd data)."""
+    segments: dict[str, bool] = {}
+    run.set("segment", segments)
+    for name, condition in ruleset.segments:
+        segments[name] = run.holds(f"segment {name}", condition)
+        run.set("segment", dict(segments))
+    fit_index = next(
+        (i for i, r in enumerate(ruleset.fit) if run.holds(f"fit {r.name}", r.condition)), None
+    )
+    return segments, fit_index
+
+
+def _coaching(run: _Run, ruleset: Ruleset, held: Sequence[bool]) -> list[CoachingTask]:
+    variables = None
     tasks = []
-    for rule in ruleset.coaching:
-        if run.holds(f"coaching {rule.name}", rule.condition):
+    for rule, hit in zip(ruleset.coaching, held, strict=True):
+        if hit:
+            variables = variables or run.variables
             tasks.append(
                 CoachingTask(
                     rule=rule.name,
-                    subject=run.render(f"coaching {rule.name} subject", rule.subject),
-                    body=run.render(f"coaching {rule.name} body", rule.body),
                     due_in_days=rule.due_in_days,
                     priority=rule.priority,
                     assign_to=rule.assign_to,
+                    text=_text(rule.name, rule.subject, rule.body, variables),
                 )
             )
     return tasks
+
+
+def _text(name: str, subject: Template, body: Template, variables: dict[str, Any]) -> Any:
+    """Render the task's subject and body when first asked (a failure keeps the source)."""
+
+    def render() -> tuple[str, str]:
+        out = []
+        for part, template in (("subject", subject), ("body", body)):
+            try:
+                out.append(template.render(variables))
+            except Exception as exc:
+                log.warning("coaching %s %s: %s", name, part, exc)
+                out.append(template.source)
+        return out[0], out[1]
+
+    return render
 
 
 def is_frozen(facts: Facts, freeze_closed_before: date | None) -> bool:
