@@ -17,10 +17,10 @@ seeded opportunities (``connectors.sandbox_seed``, target list applied):
 
 Rounds alternate the engines so a busy machine slows them alike; each figure is
 the best round, in CPU time of this process (``time.process_time``), so time the
-machine spends on other work is not counted. Before timing, it asserts that the one-program path and the
-step-by-step path give equal decisions (text included) on the samples and on the
-cases in ``rules/tests/``, and that the floor and JSON logic agree with them on
-tag, warnings, coaching rules and compensation.
+machine spends on other work is not counted. Before timing, it asserts that the
+one-program path and the step-by-step path give equal decisions (text included)
+on the samples and on the cases in ``rules/tests/``, and that the floor and JSON
+logic agree with them on tag, warnings, coaching rules and compensation.
 """
 
 from __future__ import annotations

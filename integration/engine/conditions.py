@@ -15,8 +15,9 @@ condition against typed sample variables.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cel
@@ -48,7 +49,7 @@ class Condition:
     source: str
     line: int
     program: Any  # cel.Program
-    reads: dict[str, frozenset[str] | None] = field(default_factory=dict, compare=False)
+    reads: dict[str, frozenset[str] | None] = dataclasses.field(default_factory=dict, compare=False)
 
     def holds(self, context: Any) -> bool:
         """Evaluate against a ``cel.Context``; a non-boolean result is an error."""
