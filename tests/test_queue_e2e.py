@@ -23,6 +23,7 @@ from connectors.base import RejectedError, TransientError
 from connectors.sandbox import SandboxConnector
 from integration.domain.events import ChangeEvent, QueueUnavailable
 from integration.jobs import handlers as jobs
+from integration.jobs.inbox import drain
 from integration.jobs.intake import RedisIntake
 from integration.jobs.queues import make_queue
 from integration.jobs.worker import Worker
@@ -157,12 +158,14 @@ def test_event_arriving_after_the_job_started_is_not_lost(world):
         sandbox.set_opportunity(
             "OPP-002", exception_reason="Champion is moving to a target account"
         )
-        assert intake.submit([_event("OPP-002", "b")]) == 1
+        intake.submit([_event("OPP-002", "b")])
+        # Another worker drains the inbox while this job is still running.
+        assert drain(runtime.redis, lambda: None) == {"read": 1, "new": 1}
 
     changing = _ChangedDuringRead(sandbox.path, approve_and_notify)
     runtime._connectors["sandbox"] = changing
     intake.submit([_event("OPP-002", "a")])
-    _work(runtime)  # the first job read the old deal; the event sent meanwhile queued a second
+    _work(runtime)  # the first job read the old deal; the event drained meanwhile queued a second
     assert sandbox.opportunity_fields("OPP-002")["fit"] == "Off Strategy (Approved)"
     assert changing.api_calls["read_opportunities"] == 2
 
