@@ -70,7 +70,11 @@ def pipeline(runtime, sandbox):
         stage="Qualification",
         probability=20,
     )
-    runtime.processor("sandbox").process_ids(["OPP-1", "OPP-2", "OPP-3", "OPP-4"])
+    won = dict(stage="Closed Won", probability=100, is_closed=1, is_won=1)
+    _deal(
+        sandbox, "OPP-5", "U-3", "A-1", "Data Platform", 80000, close_date=str(date.today()), **won
+    )
+    runtime.processor("sandbox").process_ids(["OPP-1", "OPP-2", "OPP-3", "OPP-4", "OPP-5"])
     return runtime
 
 
@@ -99,6 +103,13 @@ def test_page_api_and_report_show_the_same_numbers(pipeline, client, settings, m
     page = _text(client.get("/dashboard"))
     share = f"{api['total']['share'] * 100:.0f}%"
     assert f"Open pipeline on strategy {share} of deals" in page
+    won = client.get("/api/report?status=won").get_json()["total"]
+    assert won["deals"] == 1
+    assert (
+        f"Bookings on strategy this quarter {won['share_by_amount'] * 100:.0f}% of the amount"
+        in page
+    )
+    assert f"{won['deals']} deals, $" in page
     for line in api["lines"]:
         assert re.search(rf"{line['group']} \S* ?{line['deals']} {line['share'] * 100:.0f}%", page)
 

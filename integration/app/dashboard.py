@@ -47,30 +47,23 @@ def overview() -> str:
     """The state of the strategy: headline, trend, groups, patterns, people, lists."""
     query = _query()
     runtime = _state().runtime
-    data = _report(runtime, query)
-    head = {
-        status: data if query.status == status else _report(runtime, query, status=status)
-        for status in ("open", "won")
-    }
+    try:
+        seen = source.overview(runtime, query)
+    except ValueError as exc:
+        abort(400, description=str(exc))
+    data = seen["report"]
     level = "owner" if query.by == "owner" else "team"
     return render_template(
         "dashboard.html",
         r=data,
-        head={status: report["total"] for status, report in head.items()},
+        head=seen["head"],
         q=query,
         p=_presenter(query),
-        teams=source.people(runtime),
+        teams=seen["teams"],
         charts=charts,
         red_flag_below=source.red_flag_below(runtime),
         flagged={f["group"] for f in data["red_flags"] if f["level"] == level},
     )
-
-
-def _report(runtime: Any, query: source.Query, **changes: Any) -> dict[str, Any]:
-    try:
-        return source.report(runtime, query, **changes)
-    except ValueError as exc:
-        abort(400, description=str(exc))
 
 
 @bp.get("/deals")

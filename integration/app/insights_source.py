@@ -10,7 +10,7 @@ and picks the deals behind a figure for the drill-down.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from integration.reports.lists import item
 from integration.reports.service import Ask, in_view, parse_date
 
 if TYPE_CHECKING:
+    from integration.reports.deals import Deal
     from integration.runtime import Runtime
 
 
@@ -73,6 +74,26 @@ def report(runtime: Runtime, query: Query, **changes: Any) -> dict[str, Any]:
     return runtime.insights.report(query.ask(**changes))
 
 
+def overview(runtime: Runtime, query: Query) -> dict[str, Any]:
+    """Everything the overview shows, over one read of the deals: the report for the
+    query, the open pipeline's and the bookings' totals for the headline, the teams."""
+    insights = runtime.insights
+    judged, rulebook = insights.deals()
+    data = insights.report_over(judged, rulebook, query.ask())
+    head = {}
+    for status in ("open", "won"):
+        if status == query.status:
+            head[status] = data["total"]
+            continue
+        # The total of a report counts only the deals in its scope, so the report over
+        # those deals alone has the same total, for a fraction of the work.
+        ask = query.ask(status=status)
+        period = insights.params(ask, rulebook).period
+        scoped = [d for d in judged if _in_scope(d, status, period)]
+        head[status] = insights.report_over(scoped, rulebook, ask)["total"]
+    return {"report": data, "head": head, "teams": _teams(judged)}
+
+
 def red_flag_below(runtime: Runtime) -> float:
     """The red-flag line as a fraction (the rules file gives it in percent)."""
     return runtime.rulebook().ruleset.insights.red_flag_below / 100
@@ -84,23 +105,25 @@ def deals(runtime: Runtime, query: Query, counts_as: str = "") -> list[dict[str,
     insights = runtime.insights
     judged, rulebook = insights.deals()
     ask = query.ask()
-    p_from, p_to = insights.params(ask, rulebook).period
-    wanted = []
-    for deal in in_view(judged, ask):
-        if deal.is_closed:
-            kind = "won" if deal.is_won else "lost"
-            inside = query.status in (kind, "all") and p_from <= deal.close_date <= p_to
-        else:
-            inside = query.status in ("open", "all")
-        if inside and (not counts_as or deal.counts_as == counts_as):
-            wanted.append(deal)
+    period = insights.params(ask, rulebook).period
+    wanted = [
+        deal
+        for deal in in_view(judged, ask)
+        if _in_scope(deal, query.status, period) and (not counts_as or deal.counts_as == counts_as)
+    ]
     wanted.sort(key=lambda d: (-d.amount, d.crm, d.opportunity_id))
     return [{**item(d), "close_date": d.close_date, "warned": d.warned} for d in wanted]
 
 
-def people(runtime: Runtime) -> dict[str, list[str]]:
-    """Teams and their reps by name, for the filter links."""
-    judged, _ = runtime.insights.deals()
+def _in_scope(deal: Deal, status: str, period: tuple[str, str]) -> bool:
+    """Whether a report of ``status`` over ``period`` counts the deal in its lines."""
+    if not deal.is_closed:
+        return status in ("open", "all")
+    kind = "won" if deal.is_won else "lost"
+    return status in (kind, "all") and period[0] <= deal.close_date <= period[1]
+
+
+def _teams(judged: Iterable[Deal]) -> dict[str, list[str]]:
     teams: dict[str, set[str]] = defaultdict(set)
     for deal in judged:
         teams[deal.team].add(deal.owner)

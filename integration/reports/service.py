@@ -112,6 +112,11 @@ class Insights:
     def report(self, ask: Ask) -> dict[str, Any]:
         """The whole report (``onstrategy report --format json``, ``GET /api/report``)."""
         deals, rulebook = self.deals()
+        return self.report_over(deals, rulebook, ask)
+
+    def report_over(self, deals: list[Deal], rulebook: Rulebook, ask: Ask) -> dict[str, Any]:
+        """The report over deals already loaded by :meth:`deals`: a page that asks several
+        questions (the open pipeline and the bookings) reads the store once."""
         params = self.params(ask, rulebook)
         names = owner_names(deals, self.directory())
         return build_report(in_view(deals, ask), params, self.store.tasks.summary(), names)
