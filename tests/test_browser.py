@@ -145,6 +145,9 @@ def test_a_leader_signs_in_reads_filters_drills_down_and_signs_out(server, brows
     assert browser.find_elements(By.CSS_SELECTOR, "#by-group svg.minibar rect.bar")
     assert "Enterprise East" in browser.find_element(By.ID, "by-group").text
     _shot(browser, "02-overview")
+    browser.set_window_size(1280, 1300)  # the top of the page, for the README
+    browser.save_screenshot(str(ARTIFACTS / "00-top.png"))
+    browser.set_window_size(1280, 900)
 
     # A filter is a link: the team's reps, shown by name.
     browser.find_element(By.LINK_TEXT, "Enterprise East").click()
