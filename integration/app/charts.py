@@ -131,7 +131,9 @@ def _week_labels(weeks: list[str]) -> str:
     if not weeks:
         return ""
     step = max(1, len(weeks) // 8)
-    shown = set(range(0, len(weeks), step)) | {len(weeks) - 1}
+    shown = set(range(0, len(weeks), step))
+    if len(weeks) - 1 - max(shown) >= step / 2:  # the last week, unless it would overlap
+        shown.add(len(weeks) - 1)
     return "".join(
         f'<text class="axis" x="{_x(i, len(weeks)):.1f}" y="{HEIGHT - BOTTOM + 16}" '
         f'text-anchor="middle">{escape(weeks[i][2:])}</text>'
