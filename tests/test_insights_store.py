@@ -174,3 +174,13 @@ def test_report_options_errors_are_one_line(runtime, sandbox, settings):
     assert result.exit_code == 1
     assert "Error: --to (2026-04-01) is before --from (2026-05-01)" in result.output
     assert "Traceback" not in result.output
+
+
+def test_weeks_in_which_the_live_ruleset_changed_are_marked(runtime, sandbox, rules_dir):
+    seed(runtime, sandbox)
+    assert runtime.insights.changed_weeks(runtime.rulebook().version) == frozenset()
+    widen_the_ideal_client_profile(rules_dir)
+    Processor(sandbox, runtime.rulebook(), runtime.store).process_ids(["O1", "O2"])
+    year, week, _ = runtime.today().isocalendar()
+    changed = runtime.insights.changed_weeks(runtime.rulebook().version)
+    assert changed == frozenset({f"{year}-W{week:02d}"})

@@ -162,40 +162,53 @@ class _Pass:
         scope: dict[tuple[str, str], Line] = {}
         period: dict[tuple[str, str], Line] = {}
         window: dict[tuple[str, str], Line] = {}
-        cells: dict[tuple[str, str, tuple], list[float]] = {}
-        buckets, on_deals = self._buckets, self.on_deals
+        new: dict[tuple[str, str, str], list[int]] = {}
+        won: dict[tuple[str, str, str], list[float]] = {}
+        on_deals, open_deals = self.on_deals, self.open
+        open_in_scope = status in ("open", "all")
         for deal in deals:
-            key = (deal.team, deal.owner)
-            closed = deal.close_date
+            team, owner, closed = deal.team, deal.owner, deal.close_date
+            on = deal.counts_as == "on"
             if deal.is_closed:
                 in_period = p_from <= closed <= p_to
                 in_scope = in_period and status in ("won" if deal.is_won else "lost", "all")
                 if in_period:
-                    _get(period, key).add_closed(deal)
+                    line = period.get((team, owner)) or _new(period, team, owner)
+                    line.add_closed(deal)
                 if w_from <= closed <= w_to:
-                    _get(window, key).add_closed(deal)
+                    line = window.get((team, owner)) or _new(window, team, owner)
+                    line.add_closed(deal)
+                if deal.is_won and closed:
+                    cell = won.get((team, owner, closed))
+                    if cell is None:
+                        cell = won[(team, owner, closed)] = [0.0, 0.0]
+                    cell[0] += deal.amount
+                    if on:
+                        cell[1] += deal.amount
             else:
-                in_scope = status in ("open", "all")
-                self.open.append(deal)
+                in_scope = open_in_scope
+                open_deals.append(deal)
             if in_scope:
-                _get(scope, key).add(deal)
-            on = deal.counts_as == "on"
+                line = scope.get((team, owner)) or _new(scope, team, owner)
+                line.add(deal)
             if on:
-                on_deals[deal.owner].append(deal)
+                on_deals[owner].append(deal)
             if deal.created_date:
-                bucket = buckets.get(deal.created_date) or self._bucket(deal.created_date)
-                cell = cells.get((*key, bucket))
-                if cell is None:
-                    cell = cells[(*key, bucket)] = [0, 0, 0.0, 0.0]
-                cell[0] += 1
-                cell[1] += on
-            if deal.is_won and closed:
-                bucket = buckets.get(closed) or self._bucket(closed)
-                cell = cells.get((*key, bucket))
-                if cell is None:
-                    cell = cells[(*key, bucket)] = [0, 0, 0.0, 0.0]
-                cell[2] += deal.amount
-                cell[3] += deal.amount if on else 0.0
+                count = new.get((team, owner, deal.created_date))
+                if count is None:
+                    count = new[(team, owner, deal.created_date)] = [0, 0]
+                count[0] += 1
+                count[1] += on
+        cells: dict[tuple[str, str, tuple], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0])
+        buckets = self._buckets
+        for (team, owner, day), (made, made_on) in new.items():
+            cell = cells[(team, owner, buckets.get(day) or self._bucket(day))]
+            cell[0] += made
+            cell[1] += made_on
+        for (team, owner, day), (amount, amount_on) in won.items():
+            cell = cells[(team, owner, buckets.get(day) or self._bucket(day))]
+            cell[2] += amount
+            cell[3] += amount_on
         self._roll_up(scope, period, window, cells)
 
     def _roll_up(self, scope: dict, period: dict, window: dict, cells: dict) -> None:
@@ -223,10 +236,8 @@ class _Pass:
                     figures.baseline[group].add_counts(counts)
 
 
-def _get(lines: dict[tuple[str, str], Line], key: tuple[str, str]) -> Line:
-    line = lines.get(key)
-    if line is None:
-        line = lines[key] = Line(key[1])
+def _new(lines: dict[tuple[str, str], Line], team: str, owner: str) -> Line:
+    line = lines[(team, owner)] = Line(owner)
     return line
 
 

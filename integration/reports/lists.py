@@ -105,22 +105,24 @@ def patterns(open_deals: Iterable[Deal]) -> dict[str, list[dict[str, Any]]]:
     counts = {key: Counter() for key in PATTERN_KEYS}
     amounts = {key: Counter() for key in PATTERN_KEYS}
     tags: dict[str, str] = {}
-    for deal in open_deals:
-        if deal.counts_as != "off":
-            continue
-        rule = deal.fit_rule or deal.fit
-        tags.setdefault(rule, deal.fit)
-        values = {
-            "fit_rule": (rule,),
-            "industry": (deal.industry,),
-            "product": tuple(dict.fromkeys(deal.products)) or ("(no products)",),
-            "stage": (deal.stage,),
-            "owner": (deal.owner,),
-        }
-        for key, found in values.items():
-            for value in found:
-                counts[key][value] += 1
-                amounts[key][value] += deal.amount
+    single = (
+        ("fit_rule", lambda d: d.fit_rule or d.fit),
+        ("industry", lambda d: d.industry),
+        ("stage", lambda d: d.stage),
+        ("owner", lambda d: d.owner),
+    )
+    off = [deal for deal in open_deals if deal.counts_as == "off"]
+    for key, value_of in single:
+        count, amount = counts[key], amounts[key]
+        for deal in off:
+            value = value_of(deal)
+            count[value] += 1
+            amount[value] += deal.amount
+    for deal in off:
+        tags.setdefault(deal.fit_rule or deal.fit, deal.fit)
+        for product in dict.fromkeys(deal.products) or ("(no products)",):
+            counts["product"][product] += 1
+            amounts["product"][product] += deal.amount
     result = {}
     for key in PATTERN_KEYS:
         ranked = sorted(counts[key], key=lambda v, k=key: (-amounts[k][v], v))

@@ -75,6 +75,9 @@ def in_view(deals: list[Deal], ask: Ask) -> list[Deal]:
     ]
 
 
+REPORTS_KEPT = 32  # distinct questions whose answer is kept while the store is unchanged
+
+
 class Insights:
     """Reports, a manager's coaching view and a rep's own view, over the current state."""
 
@@ -88,6 +91,7 @@ class Insights:
         self.store, self.rulebook, self.today, self.directory = store, rulebook, today, directory
         self.judgements = Judgements()
         self._changes: tuple[str, frozenset[str]] = ("", frozenset())
+        self._reports: dict[tuple, dict[str, Any]] = {}
 
     def deals(self) -> tuple[list[Deal], Rulebook]:
         rulebook = self.rulebook()
@@ -110,7 +114,12 @@ class Insights:
         )
 
     def report(self, ask: Ask) -> dict[str, Any]:
-        """The whole report (``onstrategy report --format json``, ``GET /api/report``)."""
+        """The whole report (``onstrategy report --format json``, ``GET /api/report``).
+
+        Kept while nothing it is made of changes (the state rows, the live rules, the
+        question, the coaching tasks, the day), so a dashboard polling an unchanged
+        store costs two small queries.
+        """
         deals, rulebook = self.deals()
         return self.report_over(deals, rulebook, ask)
 
@@ -118,8 +127,20 @@ class Insights:
         """The report over deals already loaded by :meth:`deals`: a page that asks several
         questions (the open pipeline and the bookings) reads the store once."""
         params = self.params(ask, rulebook)
-        names = owner_names(deals, self.directory())
-        return build_report(in_view(deals, ask), params, self.store.tasks.summary(), names)
+        tasks = self.store.tasks.summary()
+        key = (self.judgements.stamp, self.judgements.key, params, ask, tuple(tasks))
+        built = self._reports.get(key)
+        if built is None:
+            names = owner_names(deals, self.directory())
+            built = build_report(in_view(deals, ask), params, tasks, names)
+            if len(self._reports) >= REPORTS_KEPT:
+                self._reports.clear()
+            self._reports[key] = built
+        return dict(built)
+
+    def clear_reports(self) -> None:
+        """Forget kept answers (the next report is computed again from the judgements)."""
+        self._reports.clear()
 
     def manager_view(self, manager: str) -> dict[str, Any] | None:
         """A manager's open and queued coaching tasks per rep, most important first."""
