@@ -19,6 +19,7 @@ from connectors import hubspot_payloads as hp
 from connectors.base import (
     FieldUpdate,
     OpportunityQuery,
+    RejectedError,
     TaskClose,
     TaskSpec,
     WriteResult,
@@ -271,13 +272,29 @@ class HubSpotConnector:
         outcome: dict[str, WriteResult] = {}
         for chunk in chunks(list(merged.items()), BATCH):
             inputs = [{"id": deal_id, "properties": props} for deal_id, props in chunk]
-            outcome.update(self._batch_update("deals", inputs))
+            outcome.update(self._update_isolating("deals", inputs))
         return [
             WriteResult(str(u.opportunity_id), False, error=bad[i])
             if i in bad
             else outcome[str(u.opportunity_id)]
             for i, u in enumerate(updates)
         ]
+
+    def _update_isolating(self, object_type: str, inputs: list[dict]) -> dict[str, WriteResult]:
+        """A batch HubSpot refuses as a whole (a 400 for one record's value) is split in
+        halves until the offending record is alone: the others are written, and the
+        refusal becomes that record's result (as Salesforce reports it per record)."""
+        try:
+            return self._batch_update(object_type, inputs)
+        except RejectedError as exc:
+            if len(inputs) == 1:
+                ref = inputs[0]["id"]
+                return {ref: WriteResult(ref, False, error=str(exc))}
+            half = len(inputs) // 2
+            return {
+                **self._update_isolating(object_type, inputs[:half]),
+                **self._update_isolating(object_type, inputs[half:]),
+            }
 
     def _batch_update(self, object_type: str, inputs: list[dict]) -> dict[str, WriteResult]:
         data = self.api.call(

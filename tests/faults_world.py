@@ -9,6 +9,7 @@ slot counters equal to their rows, and an audit row for every CRM write.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -102,20 +103,31 @@ class FaultWorld:
                     cwd=self.tmp,  # the sandbox CRM file is found in the working folder
                     stdout=self.log,
                     stderr=subprocess.STDOUT,
+                    start_new_session=True,  # the worker and its scheduler: one group
                 )
             )
+
+    def kill_worker(self, worker: subprocess.Popen) -> None:
+        """SIGKILL a worker with its scheduler process, as when its machine dies."""
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+        self.workers.remove(worker)
 
     def stop_workers(self) -> None:
         for worker in self.workers:
             if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
+                os.killpg(worker.pid, signal.SIGTERM)
         for worker in self.workers:
             try:
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                worker.kill()
+                os.killpg(worker.pid, signal.SIGKILL)
                 worker.wait(timeout=5)
+        for worker in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)  # a scheduler child left behind
         self.workers.clear()
+        time.sleep(0.5)
 
     def failures(self) -> list[str]:
         """The last line of every failed job's reason."""

@@ -10,6 +10,7 @@ equal to their rows, an audit row for every CRM write. Run alone with
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 
 import pytest
@@ -75,5 +76,38 @@ def test_two_workers_with_duplicate_and_interleaved_events_on_postgresql(pg_worl
         _burst(world, rnd, round_no + 100, deals)  # after the managers' work
         world.wait_idle(timeout=60)
         world.check_promises()
+    world.check_fields({opp: "Off Strategy" for opp in deals})
+    assert world.failures() == []
+
+
+@pytest.fixture
+def sqlite_world(tmp_path, redis_url):
+    world = FaultWorld(tmp_path, f"sqlite:///{tmp_path / 'store.db'}", redis_url, reps=2, deals=4)
+    yield world
+    world.stop_workers()
+    world.store.engine.dispose()
+
+
+def test_worker_killed_mid_job_loses_no_acknowledged_work(sqlite_world):
+    """SIGKILL while a job writes the CRM: RQ finds the job abandoned and runs it again."""
+    world = sqlite_world
+    deals = [d["id"] for d in world.deals]
+    crm_lock = sqlite3.connect(world.sandbox.path, timeout=1, isolation_level=None)
+    crm_lock.execute("BEGIN IMMEDIATE")  # the CRM hangs on writes: the job stays started
+    try:
+        RedisIntake(world.redis).submit([world.event(opp, f"k-{opp}") for opp in deals])
+        world.start_workers(1)
+        deadline = time.monotonic() + 30
+        while not world.queue.started_job_registry.count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert world.queue.started_job_registry.count, "the job never started"
+        time.sleep(0.5)
+        world.kill_worker(world.workers[0])
+    finally:
+        crm_lock.execute("ROLLBACK")
+        crm_lock.close()
+    world.start_workers(1)
+    world.wait_idle(timeout=150)
+    world.check_promises()
     world.check_fields({opp: "Off Strategy" for opp in deals})
     assert world.failures() == []

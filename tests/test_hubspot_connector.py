@@ -243,6 +243,31 @@ def test_update_reports_207_errors_per_input(hs: FakeHubSpot, connector: HubSpot
     assert "not valid" in results[1].error
 
 
+def test_batch_refused_for_one_record_is_split_until_it_is_alone(
+    hs: FakeHubSpot, connector: HubSpotConnector
+) -> None:
+    """HubSpot answers 400 for the whole batch when one value is not an allowed option."""
+    hs.add_property(
+        "deals",
+        {
+            "name": "strategy_fit",
+            "type": "enumeration",
+            "options": [{"value": "On Strategy"}, {"value": "Off Strategy"}],
+        },
+    )
+    ids = [str(i) for i in range(1, 31)]
+    for i in ids:
+        hs.add_deal(i)
+    updates = [FieldUpdate(i, {"fit": "Bogus" if i == "17" else "Off Strategy"}) for i in ids]
+    results = connector.update_opportunities(updates)
+    assert [r.ref for r in results if not r.ok] == ["17"]
+    assert "not a valid option" in results[16].error
+    assert all(
+        hs.deal_properties(i).get("strategy_fit") == "Off Strategy" for i in ids if i != "17"
+    )
+    assert len(hs.calls("POST", "/deals/batch/update")) <= 11  # halving: log2(30) calls deep
+
+
 def test_create_tasks(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
     seed(hs)
     specs = [

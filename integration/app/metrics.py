@@ -7,6 +7,7 @@ store when scraped, so they are right whichever worker made the decisions.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, request
@@ -19,6 +20,7 @@ from prometheus_client import (
 )
 
 from integration.jobs.queues import INBOX_KEY, make_queue
+from integration.store.database import is_outage
 
 
 class Metrics:
@@ -54,6 +56,22 @@ class Metrics:
             ["crm"],
             registry=self.registry,
         )
+        self.store_up = Gauge(
+            "onstrategy_store_up",
+            "1 when the store answered this scrape, 0 when it did not",
+            registry=self.registry,
+        )
+        self.oldest_started = Gauge(
+            "onstrategy_oldest_started_job_seconds",
+            "Age of the oldest running job (0 when none): a dead worker's job grows old here "
+            "until RQ finds it abandoned and runs it again",
+            registry=self.registry,
+        )
+        self.slot_mismatch = Gauge(
+            "onstrategy_coaching_slot_mismatch_reps",
+            "Reps whose coaching slot counter differs from their open tasks (the sweep repairs it)",
+            registry=self.registry,
+        )
 
     def instrument(self, app: Flask) -> None:
         @app.after_request
@@ -71,15 +89,26 @@ class Metrics:
         return Response(generate_latest(self.registry), mimetype=CONTENT_TYPE_LATEST)
 
     def _refresh(self, runtime: Any) -> None:
+        if runtime.redis is not None:
+            self._queue_depth(runtime.redis)
+        try:
+            self._business(runtime)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self.store_up.set(0)  # the scrape still answers: the gauges say what is down
+        else:
+            self.store_up.set(1)
+
+    def _business(self, runtime: Any) -> None:
         counts = runtime.store.fit_counts()
+        self.slot_mismatch.set(len(runtime.store.tasks.mismatched()))
         self.opportunities.clear()
         for (crm, fit), n in counts.items():
             self.opportunities.labels(crm, fit).set(n)
         for crm in {crm for crm, _ in counts}:
             total = sum(n for (c, _), n in counts.items() if c == crm)
             self.share.labels(crm).set(counts.get((crm, "On Strategy"), 0) / total if total else 0)
-        if runtime.redis is not None:
-            self._queue_depth(runtime.redis)
 
     def _queue_depth(self, redis: Any) -> None:
         try:
@@ -88,5 +117,17 @@ class Metrics:
             self.queue_depth.labels("queued").set(queue.count)
             self.queue_depth.labels("failed").set(queue.failed_job_registry.count)
             self.queue_depth.labels("scheduled").set(queue.scheduled_job_registry.count)
+            self.oldest_started.set(_oldest_started(queue))
         except Exception:
             self.queue_depth.labels("queued").set(-1)
+
+
+def _oldest_started(queue: Any) -> float:
+    """Seconds since the oldest job in the started registry began (0 when none)."""
+    ids = queue.started_job_registry.get_job_ids()
+    jobs = queue.job_class.fetch_many(ids, connection=queue.connection) if ids else []
+    starts = [job.started_at for job in jobs if job is not None and job.started_at]
+    if not starts:
+        return 0.0
+    oldest = min(start.replace(tzinfo=UTC) if start.tzinfo is None else start for start in starts)
+    return max((datetime.now(UTC) - oldest).total_seconds(), 0.0)

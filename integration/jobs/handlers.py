@@ -22,6 +22,7 @@ from integration.jobs.queues import clear_pending, enqueue_later, make_queue
 from integration.pipeline.processor import BatchOutcome, RetryLater
 from integration.pipeline.sweep import refresh_coaching
 from integration.pipeline.sweep import sync_targets as sweep_targets
+from integration.store.database import is_outage
 
 if TYPE_CHECKING:
     from integration.runtime import Runtime
@@ -33,8 +34,11 @@ BACKOFF = (10, 30, 120, 600, 1800)
 
 
 def is_transient(exc: BaseException) -> bool:
+    """Worth running again later: the CRM or the store was briefly unavailable."""
     if isinstance(exc, ConnectorError):
         return exc.retryable
+    if is_outage(exc):
+        return True
     return isinstance(exc, RetryLater | RulesUnavailable | TimeoutError | ConnectionError)
 
 

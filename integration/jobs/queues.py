@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from rq import Queue
+from rq import Queue, Retry
+from rq.job import Job
 
 from integration.domain.events import ChangeEvent
 
@@ -38,8 +39,29 @@ def pending_key(crm: str, kind: str, object_id: str) -> str:
     return f"onstrategy:pending:{crm}:{kind}:{object_id}"
 
 
+#: Seconds before RQ runs again a job whose worker died mid-job (at most three times).
+ABANDONED_RETRY_INTERVALS = [5, 30, 120]
+
+
+class WorkQueue(Queue):
+    """The project's queue: every job is enqueued with RQ's ``Retry``.
+
+    The retry is for a job whose worker died (SIGKILL, lost machine): RQ finds
+    it abandoned when its heartbeat stops and runs it again, so acknowledged
+    work is never lost. A job that raises is not retried by RQ (the worker sets
+    its retries to zero; transient failures are rescheduled by the job itself).
+    """
+
+    def create_job(self, *args: Any, **kwargs: Any) -> Job:
+        if kwargs.get("retry") is None:
+            kwargs["retry"] = Retry(
+                max=len(ABANDONED_RETRY_INTERVALS), interval=ABANDONED_RETRY_INTERVALS
+            )
+        return super().create_job(*args, **kwargs)
+
+
 def make_queue(redis: Any) -> Queue:
-    return Queue(QUEUE_NAME, connection=redis, default_timeout=JOB_TIMEOUT)
+    return WorkQueue(QUEUE_NAME, connection=redis, default_timeout=JOB_TIMEOUT)
 
 
 def clear_pending(redis: Any, crm: str, ids: Sequence[str], kind: str = "opportunity") -> None:

@@ -98,7 +98,23 @@ class Processor:
     ) -> BatchOutcome:
         outcome = BatchOutcome()
         planned = [self._plan(record) for record in records]
-        results = {} if self.dry_run else self._write(planned)
+        keys = event_keys or {}
+        entries = [
+            self._entry(item, record, keys.get(record.id, ""))
+            for item, record in zip(planned, records, strict=True)
+        ]
+        # The audit comes first: decisions and their writes are recorded (the writes as
+        # "pending") before the CRM is written, so no CRM write is ever unaudited.
+        decision_ids = (
+            [] if self.dry_run or not entries else self.store.record_many(entries, pending=True)
+        )
+        results = {} if self.dry_run else self._write_and_settle(planned, records, decision_ids)
+        retry = False
+        for item in planned:
+            result = results.get(item.decision.opportunity_id)
+            if result is not None and not result.ok:
+                retry = retry or result.retryable
+            self._count(outcome, item)
         coaching_items = [(p.decision, p.facts) for p in planned]
         if not self.dry_run and coaching_items:
             ruleset = self.rulebook.ruleset
@@ -110,20 +126,48 @@ class Processor:
                 queue_bound=ruleset.queue_per_rep,
             )
             outcome.coaching = sync.run(coaching_items, promote=self.promote)
-        retry = outcome.coaching.retry
-        entries = []
-        for item, record in zip(planned, records, strict=True):
+        if retry or outcome.coaching.retry:
+            raise RetryLater(f"{self.connector.name}: some writes failed transiently; will retry")
+        return outcome
+
+    def _write_and_settle(
+        self,
+        planned: Sequence[PlannedChange],
+        records: Sequence[OpportunityRecord],
+        decision_ids: Sequence[int],
+    ) -> dict[str, WriteResult]:
+        """Write the CRM, then mark each recorded write done or failed (with its reason)."""
+        try:
+            results = self._write(planned)
+        except Exception as exc:
+            results = {
+                p.decision.opportunity_id: WriteResult(
+                    p.decision.opportunity_id, False, error=str(exc)
+                )
+                for p in planned
+                if p.changes
+            }
+            self._settle(planned, records, decision_ids, results)
+            raise
+        self._settle(planned, records, decision_ids, results)
+        return results
+
+    def _settle(
+        self,
+        planned: Sequence[PlannedChange],
+        records: Sequence[OpportunityRecord],
+        decision_ids: Sequence[int],
+        results: dict[str, WriteResult],
+    ) -> None:
+        done, failed = [], []
+        for item, record, decision_id in zip(planned, records, decision_ids, strict=True):
             result = results.get(item.decision.opportunity_id)
             if result is not None and not result.ok:
                 item.error = result.error or "write failed"
-                retry = retry or result.retryable
-            self._count(outcome, item)
-            entries.append(self._entry(item, record, (event_keys or {}).get(record.id, "")))
-        if not self.dry_run and entries:
-            self.store.record_many(entries)
-        if retry:
-            raise RetryLater(f"{self.connector.name}: some writes failed transiently; will retry")
-        return outcome
+                failed.append((decision_id, self._entry(item, record, "")))
+            elif item.changes:
+                done.append(decision_id)
+        self.store.settle_writes(done, failed)
 
     def _plan(self, record: OpportunityRecord) -> PlannedChange:
         rulebook = self.rulebook

@@ -17,10 +17,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 
 from integration.domain.model import Decision, Facts
@@ -39,6 +40,14 @@ MIGRATION_LOCK_ID = 7_306_110  # a constant shared by every OnStrategy process
 
 
 _INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The store is briefly unavailable: a dropped connection, a failed connect, a lock or
+    pool timeout, a deadlock. Worth retrying with backoff, like a CRM's 5xx."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout)
 
 
 def utcnow() -> datetime:
@@ -113,16 +122,46 @@ class Store:
         """Store one decision and the writes made for it; return the decision id."""
         return self.record_many([entry])[0]
 
-    def record_many(self, entries: Sequence[DecisionEntry]) -> list[int]:
-        """Store a page of decisions in one transaction (one commit, not one per deal)."""
+    def record_many(self, entries: Sequence[DecisionEntry], pending: bool = False) -> list[int]:
+        """Store a page of decisions in one transaction (one commit, not one per deal).
+
+        ``pending``: the writes are about to be made (an outbox); :meth:`settle_writes`
+        marks them done or failed once the CRM answered.
+        """
         with self.session.begin() as session:
             rows = [entry.row() for entry in entries]
             session.add_all(rows)
             session.flush()
             for entry, row in zip(entries, rows, strict=True):
-                session.add_all(list(entry.write_rows(row.id)))
+                session.add_all(list(entry.write_rows(row.id, pending)))
             self._replace_states(session, entries, rows)
             return [row.id for row in rows]
+
+    def settle_writes(
+        self, done: Sequence[int], failed: Sequence[tuple[int, DecisionEntry]]
+    ) -> None:
+        """After the CRM write: the pending writes of ``done`` decisions are ``ok``; those
+        of ``failed`` are ``failed`` with the reason, which the decision and the
+        opportunity's current state take on too."""
+        with self.session.begin() as session:
+            if done:
+                session.execute(
+                    update(WriteRow)
+                    .where(WriteRow.decision_id.in_(list(done)), WriteRow.status == "pending")
+                    .values(status="ok")
+                )
+            rows = []
+            for decision_id, entry in failed:
+                session.execute(
+                    update(WriteRow)
+                    .where(WriteRow.decision_id == decision_id)
+                    .values(status="failed", error=entry.write_error)
+                )
+                row = session.get(DecisionRow, decision_id)
+                row.errors = json.dumps(list(entry.decision.errors))
+                rows.append(row)
+            if failed:
+                self._replace_states(session, [entry for _, entry in failed], rows)
 
     def _replace_states(
         self, session: Any, entries: Sequence[DecisionEntry], rows: Sequence[DecisionRow]
@@ -412,7 +451,7 @@ class DecisionEntry:
             decided_at=decided_at,
         )
 
-    def write_rows(self, decision_id: int) -> Iterator[WriteRow]:
+    def write_rows(self, decision_id: int, pending: bool = False) -> Iterator[WriteRow]:
         now = utcnow()
         for name, (old, new) in self.changes.items():
             yield WriteRow(
@@ -422,7 +461,7 @@ class DecisionEntry:
                 field=name,
                 old_value=_text(old),
                 new_value=_text(new),
-                status="failed" if self.write_error else "ok",
+                status="failed" if self.write_error else ("pending" if pending else "ok"),
                 error=self.write_error,
                 at=now,
             )
