@@ -83,6 +83,7 @@ class FaultWorld:
         self.workers: list[subprocess.Popen] = []
         self.log = open(tmp / "workers.log", "ab")  # noqa: SIM115 (closed by stop_workers)
         self.max_open_seen = 0
+        self.proxy: Any = None  # a TcpProxy in front of the store, when a test adds one
 
     @property
     def cap(self) -> int:

@@ -14,10 +14,12 @@ import sqlite3
 import time
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from faults_world import FaultWorld
 from integration.jobs import handlers as jobs
 from integration.jobs.intake import RedisIntake
+from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.faults
 
@@ -108,6 +110,35 @@ def test_worker_killed_mid_job_loses_no_acknowledged_work(sqlite_world):
         crm_lock.close()
     world.start_workers(1)
     world.wait_idle(timeout=150)
+    world.check_promises()
+    world.check_fields({opp: "Off Strategy" for opp in deals})
+    assert world.failures() == []
+
+
+@pytest.fixture
+def proxied_world(tmp_path, postgres_url, redis_url):
+    url = make_url(postgres_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    world = FaultWorld(tmp_path, proxied, redis_url, reps=2, deals=6)
+    world.proxy = proxy
+    yield world
+    world.stop_workers()
+    world.store.engine.dispose()
+    proxy.close()
+
+
+def test_postgresql_connections_dropped_mid_processing_lose_nothing(proxied_world):
+    """The store goes away for a few seconds: jobs are retried like a CRM 5xx."""
+    world = proxied_world
+    deals = [d["id"] for d in world.deals]
+    intake = RedisIntake(world.redis)
+    world.start_workers(1)
+    intake.submit([world.event(opp, f"a-{opp}") for opp in deals[:6]])
+    world.wait_idle(timeout=30)
+    world.proxy.cut(6)  # pooled connections dropped, new ones refused for 6 s
+    intake.submit([world.event(opp, f"b-{opp}") for opp in deals[6:]])
+    world.wait_idle(timeout=90)
     world.check_promises()
     world.check_fields({opp: "Off Strategy" for opp in deals})
     assert world.failures() == []
