@@ -12,10 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 #: A CRM text field holds a line, not an essay.
 MAX_RENDERED = 1000
+#: Limits that keep one template from taking the service down: the longest string or
+#: list ``*`` may build, the largest exponent of ``**``, the longest ``range``.
+MAX_REPEAT = 10_000
+MAX_EXPONENT = 64
+MAX_POWER_BITS = 4096
+MAX_RANGE = 1000
 
 
 def money(value: Any, currency: str = "") -> str:
@@ -28,11 +34,39 @@ def money(value: Any, currency: str = "") -> str:
     return f"{currency} {text}".strip() if currency else text
 
 
+class _BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, with ``*``, ``**`` and ``range`` bounded (a rule file is admin input,
+    and ``{{ 'a' * 1000000000 }}`` or nested ranges would exhaust memory or time)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                repeats = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if repeats and len(seq) * times > MAX_REPEAT:
+                    raise SecurityError(f"'*' would build more than {MAX_REPEAT} items")
+        if operator == "**" and isinstance(right, int | float):
+            bits = left.bit_length() if isinstance(left, int) else 64
+            if abs(right) > MAX_EXPONENT or bits * abs(right) > MAX_POWER_BITS:
+                raise SecurityError("'**' result too large")
+        return super().call_binop(context, operator, left, right)
+
+
+def bounded_range(*args: int) -> range:
+    """``range`` for templates: at most ``MAX_RANGE`` items."""
+    numbers = range(*args)
+    if len(numbers) > MAX_RANGE:
+        raise SecurityError(f"range() of more than {MAX_RANGE} items")
+    return numbers
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _BoundedEnvironment(
         autoescape=False, undefined=StrictUndefined, keep_trailing_newline=False
     )
     env.filters["money"] = money
+    env.globals["range"] = bounded_range
     return env
 
 

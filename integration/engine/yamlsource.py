@@ -54,6 +54,17 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self.duplicates: list[tuple[int, Any]] = []
 
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Refuse anchors and aliases: rule files never need them, and nested aliases
+        expand exponentially (a "billion laughs" document of a few lines)."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.MarkedYAMLError(
+                problem="anchors and aliases (&name, *name) are not allowed in rule files",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> LocatedDict:
     result = LocatedDict()

@@ -1,0 +1,61 @@
+"""Expensive but valid-looking rule files get a clear FILE:LINE error in seconds."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from integration.cli.commands import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BOMB = """  laugh0: &l0 "true"
+  laugh1: &l1 [*l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0]
+  laugh2: &l2 [*l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1]
+"""
+
+
+def _rules(tmp_path: Path, old: str, new: str) -> Path:
+    folder = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", folder)
+    path = folder / "strategy.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return folder
+
+
+def _check(folder: Path) -> tuple[int, str, float]:
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["rules", "check", "--rules", str(folder)])
+    return result.exit_code, result.output, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("segments:\n", "segments:\n" + BOMB, "anchors and aliases"),
+        (
+            'subject: "Coach {{ owner.name }}',
+            "subject: \"{{ 'a' * 1000000000 }}Coach {{ owner.name }}",
+            "would build more than",
+        ),
+        (
+            'subject: "Coach {{ owner.name }}',
+            'subject: "{% for i in range(100000) %}{% for j in range(100000) %}x'
+            "{% endfor %}{% endfor %}Coach {{ owner.name }}",
+            "range() of more than",
+        ),
+    ],
+    ids=["yaml-alias-bomb", "string-multiplication", "nested-ranges"],
+)
+def test_expensive_rules_are_refused_quickly_with_file_and_line(tmp_path, old, new, message):
+    code, output, seconds = _check(_rules(tmp_path, old, new))
+    assert code == 1
+    assert message in output
+    assert "strategy.yaml:" in output
+    assert seconds < 10
