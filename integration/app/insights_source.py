@@ -75,23 +75,14 @@ def report(runtime: Runtime, query: Query, **changes: Any) -> dict[str, Any]:
 
 
 def overview(runtime: Runtime, query: Query) -> dict[str, Any]:
-    """Everything the overview shows, over one read of the deals: the report for the
-    query, the open pipeline's and the bookings' totals for the headline, the teams."""
+    """Everything the overview shows: the report for the query, the open pipeline's and
+    the bookings' totals for the headline (the same reports the API gives), the teams."""
     insights = runtime.insights
-    judged, rulebook = insights.deals()
-    data = insights.report_over(judged, rulebook, query.ask())
-    head = {}
-    for status in ("open", "won"):
-        if status == query.status:
-            head[status] = data["total"]
-            continue
-        # The total of a report counts only the deals in its scope, so the report over
-        # those deals alone has the same total, for a fraction of the work.
-        ask = query.ask(status=status)
-        period = insights.params(ask, rulebook).period
-        scoped = [d for d in judged if _in_scope(d, status, period)]
-        head[status] = insights.report_over(scoped, rulebook, ask)["total"]
-    return {"report": data, "head": head, "teams": _teams(judged)}
+    data = insights.report(query.ask())
+    won = data if query.status == "won" else insights.report(query.ask(status="won"))
+    opened = data if query.status == "open" else insights.report(query.ask(status="open"))
+    head = {"open": opened["total"], "won": won["total"]}
+    return {"report": data, "head": head, "teams": _teams(insights.deals()[0])}
 
 
 def red_flag_below(runtime: Runtime) -> float:

@@ -121,11 +121,6 @@ class Insights:
         store costs two small queries.
         """
         deals, rulebook = self.deals()
-        return self.report_over(deals, rulebook, ask)
-
-    def report_over(self, deals: list[Deal], rulebook: Rulebook, ask: Ask) -> dict[str, Any]:
-        """The report over deals already loaded by :meth:`deals`: a page that asks several
-        questions (the open pipeline and the bookings) reads the store once."""
         params = self.params(ask, rulebook)
         tasks = self.store.tasks.summary()
         key = (self.judgements.stamp, self.judgements.key, params, ask, tuple(tasks))
