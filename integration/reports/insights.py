@@ -268,14 +268,8 @@ def build_report(
         },
         "total": _line(company, "All", company.lines.get("All") or Line("All")),
         "lines": lines,
-        "trend": _weeks(company, "All", params.changed_weeks),
-        "trends": {
-            level: {
-                group: _weeks(levels[level], group, params.changed_weeks)
-                for group in sorted({g for g, _ in levels[level].weeks})
-            }
-            for level in GROUPINGS
-        },
+        "trend": _weeks(company, params.changed_weeks).get("All", []),
+        "trends": {level: _weeks(levels[level], params.changed_weeks) for level in GROUPINGS},
         "baseline": _baseline(company, baseline),
         "red_flags": red_flags(levels, params.red_flag_below),
         "learn_from": learn_from(levels, run.team_of, run.on_deals, params),
@@ -301,12 +295,13 @@ def _line(level: _Level, group: str, line: Line) -> dict[str, Any]:
     return data
 
 
-def _weeks(level: _Level, group: str, changed: frozenset[str]) -> list[dict[str, Any]]:
-    weeks = sorted(week for g, week in level.weeks if g == group)
-    return [
-        {"week": week, **level.weeks[(group, week)].as_dict(), "ruleset_changed": week in changed}
-        for week in weeks
-    ]
+def _weeks(level: _Level, changed: frozenset[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each group's weeks in order: new pipeline and bookings, and whether the rules changed."""
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for (group, week), flow in sorted(level.weeks.items()):
+        row = {"week": week, **flow.as_dict(), "ruleset_changed": week in changed}
+        by_group.setdefault(group, []).append(row)
+    return by_group
 
 
 def _baseline(company: _Level, period: tuple[str, str] | None) -> dict[str, Any] | None:
