@@ -14,10 +14,12 @@ import json
 from datetime import date
 
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from integration.cli.commands import main
 from integration.pipeline.processor import Processor
-from integration.reports.service import Ask
+from integration.reports.service import Ask, Insights
+from integration.store.models import JudgementRow
 
 OWNERS = [
     {"id": "M-1", "name": "Margaret Chen", "email": "m@x.com", "manager_id": "", "team": "East"},
@@ -184,3 +186,22 @@ def test_weeks_in_which_the_live_ruleset_changed_are_marked(runtime, sandbox, ru
     year, week, _ = runtime.today().isocalendar()
     changed = runtime.insights.changed_weeks(runtime.rulebook().version)
     assert changed == frozenset({f"{year}-W{week:02d}"})
+
+
+def test_a_new_process_starts_from_the_judgements_the_store_kept(runtime, sandbox, rules_dir):
+    seed(runtime, sandbox)
+    widen_the_ideal_client_profile(rules_dir)  # every state row now decided by older rules
+    first = runtime.insights.report(SUMMER)
+    with runtime.store.session() as session:
+        kept = session.scalars(select(JudgementRow)).all()
+    assert len(kept) == 4 and {row.rulebook for row in kept} == {
+        ":".join(runtime.insights.judgements.key)
+    }
+    fresh = Insights(runtime.store, runtime.rulebook, runtime.today)
+    assert fresh.report(SUMMER)["total"] == first["total"]
+    assert fresh.judgements.entries.keys() == runtime.insights.judgements.entries.keys()
+
+    sandbox.set_opportunity("O2", products=[("Support Renewal", 1, 200.0)])  # now off strategy
+    Processor(sandbox, runtime.rulebook(), runtime.store).process_ids(["O2"])
+    again = Insights(runtime.store, runtime.rulebook, runtime.today).report(SUMMER)
+    assert again["total"]["on_strategy"] == first["total"]["on_strategy"] - 1

@@ -19,7 +19,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from integration.engine.evaluate import evaluate
 from integration.engine.rulebook import Rulebook
 from integration.engine.ruleset import Ruleset
 from integration.store.database import Store
+from integration.store.judgements import JudgementStore
 from integration.store.models import StateRow
 
 NARROW = (
@@ -139,17 +140,20 @@ class Judgements:
     full_read_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def reset_for(self, rulebook: Rulebook) -> None:
+    def reset_for(self, rulebook: Rulebook, store: Store) -> None:
+        """A new live rulebook: start from the judgements the store kept under it."""
         key = (rulebook.ruleset.version, rulebook.targets.version)
         if key != self.key:
-            self.key, self.entries, self.deals = key, {}, None
+            kept = JudgementStore(store.session).load(":".join(key))
+            self.key, self.deals = key, None
+            self.entries = {k: _Judged(*v) for k, v in kept.items()}
 
 
 def load_deals(store: Store, rulebook: Rulebook, cache: Judgements | None = None) -> list[Deal]:
     """Every opportunity in the store, judged by ``rulebook`` (reusing ``cache``)."""
     cache = cache or Judgements()
     with cache.lock:
-        cache.reset_for(rulebook)
+        cache.reset_for(rulebook, store)
         with store.engine.connect() as connection:
             count, newest = connection.execute(_STAMP).one()
             if cache.deals is not None and cache.stamp == (count, newest):
@@ -185,7 +189,7 @@ def _refresh_rows(connection: Any, cache: Judgements, count: int) -> None:
 
 def _needs_facts(cache: Judgements, row: Any) -> bool:
     held = cache.entries.get((row[0], row[1]))
-    return held is None or held.stamp != row[2]
+    return held is None or held.stamp != str(row[2])
 
 
 def _judge_stale(
@@ -193,6 +197,7 @@ def _judge_stale(
 ) -> None:
     """Judge rows new since the last report; evaluate only those decided by other rules."""
     version, targets = cache.key
+    judged = []
     for key, row, facts, held in _with_facts(store, rows, full):
         products = tuple(facts.products)
         if row[3] == version and row[4] == targets:
@@ -204,7 +209,10 @@ def _judge_stale(
             warned = bool(decision.warnings)
         if _frozen(rulebook.ruleset, row):
             comp = bool(held.get("comp_eligible"))
-        cache.entries[key] = _Judged(row[2], fit, rule, comp, warned, products)
+        cache.entries[key] = _Judged(str(row[2]), fit, rule, comp, warned, products)
+        judged.append((key, astuple(cache.entries[key])))
+    if judged:
+        JudgementStore(store.session).save(":".join(cache.key), judged)
 
 
 def _frozen(ruleset: Ruleset, row: Any) -> bool:

@@ -209,3 +209,25 @@ class AppKeyRow(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class JudgementRow(Base):
+    """The insights' judgement of one opportunity under one live rulebook.
+
+    A cache the store keeps so a new process (each ``onstrategy report``) need not
+    read every opportunity's facts or judge again the deals decided under older
+    rules: valid while ``rulebook`` is the live one and ``stamp`` is the state row's
+    ``decided_at``.
+    """
+
+    __tablename__ = "insight_judgements"
+
+    crm: Mapped[str] = mapped_column(String(20), primary_key=True)
+    opportunity_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rulebook: Mapped[str] = mapped_column(String(100), index=True)
+    stamp: Mapped[str] = mapped_column(String(40))
+    fit: Mapped[str] = mapped_column(String(255), default="")
+    fit_rule: Mapped[str] = mapped_column(String(200), default="")
+    comp_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    warned: Mapped[bool] = mapped_column(Boolean, default=False)
+    products: Mapped[str] = mapped_column(Text, default="[]")  # JSON list

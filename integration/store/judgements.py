@@ -1,0 +1,79 @@
+"""The insights' judgements kept in the store, per live rulebook (see ``JudgementRow``).
+
+Written in batches with an upsert, so two processes judging the same opportunity
+at once both succeed (the last one wins; both wrote the same judgement).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from integration.store.models import JudgementRow
+
+BATCH = 500
+_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+COLUMNS = ("stamp", "fit", "fit_rule", "comp_eligible", "warned", "products")
+Judged = tuple[
+    str, str, str, bool, bool, tuple[str, ...]
+]  # stamp, fit, rule, comp, warned, products
+
+
+class JudgementStore:
+    def __init__(self, session: sessionmaker[Session]) -> None:
+        self.session = session
+
+    def load(self, rulebook: str) -> dict[tuple[str, str], Judged]:
+        """Every judgement kept under this rulebook."""
+        query = select(
+            JudgementRow.crm,
+            JudgementRow.opportunity_id,
+            *(getattr(JudgementRow, c) for c in COLUMNS),
+        ).where(JudgementRow.rulebook == rulebook)
+        with self.session() as session:
+            return {
+                (crm, opp): (
+                    stamp,
+                    fit,
+                    rule,
+                    bool(comp),
+                    bool(warned),
+                    tuple(json.loads(products)),
+                )
+                for crm, opp, stamp, fit, rule, comp, warned, products in session.execute(query)
+            }
+
+    def save(self, rulebook: str, judged: Iterable[tuple[tuple[str, str], Judged]]) -> None:
+        """Keep these judgements (replacing any older one of the same opportunity)."""
+        values = [_values(rulebook, key, item) for key, item in judged]
+        with self.session.begin() as session:
+            dialect = session.get_bind().dialect.name
+            for start in range(0, len(values), BATCH):
+                upsert = _INSERTS[dialect](JudgementRow).values(values[start : start + BATCH])
+                session.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["crm", "opportunity_id"],
+                        set_={name: upsert.excluded[name] for name in ("rulebook", *COLUMNS)},
+                    )
+                )
+
+
+def _values(rulebook: str, key: tuple[str, str], item: Judged) -> dict[str, Any]:
+    stamp, fit, rule, comp, warned, products = item
+    return {
+        "crm": key[0],
+        "opportunity_id": key[1],
+        "rulebook": rulebook,
+        "stamp": stamp,
+        "fit": fit[:255],
+        "fit_rule": rule[:200],
+        "comp_eligible": comp,
+        "warned": warned,
+        "products": json.dumps(list(products)),
+    }
