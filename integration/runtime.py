@@ -8,11 +8,12 @@ settings) and hand it down. Connectors are created on first use, one per CRM.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from redis import Redis
+from redis import Redis, RedisError
 
 from connectors.base import Connector
 from connectors.config import HubSpotConfig, SalesforceConfig, SandboxConfig
@@ -48,6 +49,7 @@ class Runtime:
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self.today = today
         self.target_listeners: list[Callable[[Rulebook, Rulebook], None]] = []
+        self.task_checks = TaskChecks(self.redis, settings.task_check_seconds)
         self.insights = Insights(self.store, self.rulebook, today, self._people)
 
     def rulebook(self) -> Rulebook:
@@ -79,7 +81,12 @@ class Runtime:
 
     def processor(self, crm: str, **options: Any) -> Processor:
         return Processor(
-            self.connector(crm), self.rulebook(), self.store, today=self.today, **options
+            self.connector(crm),
+            self.rulebook(),
+            self.store,
+            today=self.today,
+            due_for_check=self.task_checks,
+            **options,
         )
 
     def coaching(self, crm: str) -> CoachingSync:
@@ -128,6 +135,41 @@ CONNECTOR_CONFIGS: dict[str, Callable[[Settings], Any]] = {
     ),
     "sandbox": lambda s: SandboxConfig(path=default_path(s.database_url)),
 }
+
+
+class TaskChecks:
+    """Which reps' coaching task states are due a CRM read: once per rep per interval.
+
+    A webhook job reads its reps' open tasks to notice ones a manager completed
+    (freeing a slot for the next queued task). Read on every job, that is a CRM call
+    per batch, about a tenth of all calls; once per rep per ``seconds`` (for every
+    worker on every host when Redis is there, one key per rep) a completion is
+    noticed that much later, and sweeps still read every rep. ``seconds`` 0: always.
+    """
+
+    def __init__(self, redis: Any, seconds: int, clock: Callable[[], float] = time.monotonic):
+        self.redis, self.seconds, self.clock = redis, seconds, clock
+        self._checked: dict[tuple[str, str], float] = {}
+
+    def __call__(self, crm: str, reps: Sequence[str]) -> list[str]:
+        if self.seconds <= 0 or not reps:
+            return list(reps)
+        if self.redis is None:
+            return self._local(crm, reps)
+        pipe = self.redis.pipeline(transaction=False)
+        for rep in reps:
+            pipe.set(f"onstrategy:task-check:{crm}:{rep}", 1, nx=True, ex=self.seconds)
+        try:
+            due = pipe.execute()
+        except RedisError:
+            return list(reps)  # cannot tell: read them all
+        return [rep for rep, first in zip(reps, due, strict=True) if first]
+
+    def _local(self, crm: str, reps: Sequence[str]) -> list[str]:
+        now = self.clock()
+        due = [r for r in reps if now - self._checked.get((crm, r), -1e18) >= self.seconds]
+        self._checked.update(((crm, r), now) for r in due)
+        return due
 
 
 def _redis(url: str) -> Any:

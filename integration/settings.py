@@ -38,6 +38,7 @@ class Settings:
     hubspot_allow_v1v2: bool = False
     hubspot_calls_per_10s: int = 100  # the portal's tier: 100 Free/Starter, 190 Pro/Enterprise
     hubspot_search_per_second: int = 5
+    task_check_seconds: int = 60  # a rep's CRM task states are read at most this often
     hubspot_portal_id: str = ""  # the dashboard links each deal to its HubSpot record
     salesforce_instance_url: str = ""
     salesforce_access_token: str = _secret()
@@ -81,6 +82,9 @@ class Settings:
             hubspot_allow_v1v2=_flag(get("HUBSPOT_ALLOW_V1V2"), "ONSTRATEGY_HUBSPOT_ALLOW_V1V2"),
             hubspot_calls_per_10s=_budget(
                 get("HUBSPOT_CALLS_PER_10S", "100"), "ONSTRATEGY_HUBSPOT_CALLS_PER_10S", 20
+            ),
+            task_check_seconds=_int(
+                get("TASK_CHECK_SECONDS", "60"), "ONSTRATEGY_TASK_CHECK_SECONDS"
             ),
             hubspot_search_per_second=_budget(
                 get("HUBSPOT_SEARCH_PER_SECOND", "5"), "ONSTRATEGY_HUBSPOT_SEARCH_PER_SECOND", 2

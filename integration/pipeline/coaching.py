@@ -82,9 +82,13 @@ class CoachingSync:
         today: Callable[[], date] = date.today,
         queue_bound: int = 3,
         stale_after: float = STALE_AFTER,
+        due_for_check: Callable[[str, Sequence[str]], Sequence[str]] | None = None,
     ) -> None:
         self.connector, self.tasks, self.cap, self.today = connector, tasks, cap, today
         self.queue_bound, self.stale_after = queue_bound, stale_after
+        # Which reps' task states to read now: all of them unless the caller keeps the
+        # reads to one per rep per interval (each costs a CRM call per batch).
+        self.due_for_check = due_for_check or (lambda crm, reps: reps)
         self.crm = connector.name
 
     def run(
@@ -99,7 +103,7 @@ class CoachingSync:
         outcome = CoachingOutcome()
         reps = sorted({facts.owner.id for _, facts in items if facts.owner.id})
         if promote:
-            self._notice_crm_changes(reps, outcome)
+            self._notice_crm_changes(self.due_for_check(self.crm, reps), outcome)
         opportunity_ids = [d.opportunity_id for d, _ in items]
         rows = {r.id: r for r in self.tasks.live_for(self.crm, opportunity_ids)}
         wanted = [

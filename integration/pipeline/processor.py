@@ -80,8 +80,10 @@ class Processor:
         promote: bool = True,
         keep_planned: bool = False,
         today: Callable[[], date] = date.today,
+        due_for_check: Callable[[str, Sequence[str]], Sequence[str]] | None = None,
     ) -> None:
         self.connector, self.rulebook, self.store = connector, rulebook, store
+        self.due_for_check = due_for_check
         self.trigger, self.dry_run, self.keep_planned = trigger, dry_run, keep_planned
         self.promote = promote
         self.today = today
@@ -124,6 +126,7 @@ class Processor:
                 ruleset.max_open_per_rep,
                 self.today,
                 queue_bound=ruleset.queue_per_rep,
+                due_for_check=self.due_for_check,
             )
             outcome.coaching = sync.run(coaching_items, promote=self.promote)
         if retry or outcome.coaching.retry:
