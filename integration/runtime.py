@@ -89,6 +89,16 @@ class Runtime:
             **options,
         )
 
+    def api_usage(self) -> dict[str, tuple[int, int]]:
+        """(calls used, daily allowance) per CRM whose connector reports it (Salesforce
+        sends ``Sforce-Limit-Info`` with every answer), as last seen by this process."""
+        usage = {}
+        for crm, connector in self._connectors.items():
+            seen = getattr(connector, "api_usage", None)  # only some CRMs report a daily pool
+            if isinstance(seen, tuple):
+                usage[crm] = seen
+        return usage
+
     def coaching(self, crm: str) -> CoachingSync:
         ruleset = self.rulebook().ruleset
         return CoachingSync(

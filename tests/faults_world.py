@@ -61,6 +61,9 @@ class FaultWorld:
             "ONSTRATEGY_DATABASE_URL": database_url,
             "ONSTRATEGY_REDIS_URL": redis_url,
             "ONSTRATEGY_CRM": "sandbox",
+            # The end state is checked against the CRM as soon as the burst is done, so
+            # every job reads its reps' task states (by default once per rep per minute).
+            "ONSTRATEGY_TASK_CHECK_SECONDS": "0",
         }
         self.sandbox = SandboxConnector(str(tmp / "onstrategy-sandbox.db"))
         owners = [{"id": MANAGER, "name": "Pat Manager", "email": "p@example.com", "team": "E"}]

@@ -152,3 +152,24 @@ def test_target_flag_change_on_the_account_makes_its_deals_comp_eligible(world):
     _work(runtime)
     assert fake.opportunities[OPP]["Comp_Eligible__c"] is True
     assert runtime.store.latest("salesforce", OPP).trigger == "account"
+
+
+def test_daily_api_usage_seen_by_a_worker_is_on_metrics_of_another_process(world, tmp_path):
+    client, runtime, fake = world
+    _post(client, "outbound_opportunity__one_notification.xml")
+    _work(runtime)
+    web = create_app(Settings.from_env({**_env(runtime.settings), "ONSTRATEGY_CRM": "salesforce"}))
+    text = web.test_client().get("/metrics").get_data(as_text=True)
+    assert 'onstrategy_crm_api_daily_limit{crm="salesforce"} 100000.0' in text
+    used = [line for line in text.splitlines() if line.startswith("onstrategy_crm_api_daily_used")]
+    assert used and 0 < float(used[0].split()[-1]) <= len(fake.calls) + 1
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    """The environment a second process (the web tier) would start with."""
+    return {
+        "ONSTRATEGY_RULES_DIR": settings.rules_dir,
+        "ONSTRATEGY_REDIS_URL": settings.redis_url,
+        "ONSTRATEGY_DATABASE_URL": settings.database_url,
+        "ONSTRATEGY_SALESFORCE_ORG_ID": settings.salesforce_org_id,
+    }

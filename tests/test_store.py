@@ -230,3 +230,14 @@ def test_queued_tasks_come_most_important_first(store):
     assert ordered == ["OPP-2", "OPP-3", "OPP-1"]
     summary = store.tasks.summary()
     assert summary == [("sandbox", "U-1", "U-4", "queued", 3)]
+
+
+def test_a_page_of_decisions_keeps_each_decision_with_its_own_writes(store):
+    changes = {"OPP-1": {"fit": (None, "On Strategy")}, "OPP-2": {"fit": ("a", "b")}}
+    ids = store.record_many([entry(o, changes=changes[o]) for o in ("OPP-2", "OPP-1")])
+    again = store.record_many([entry("OPP-3"), entry("OPP-3", fit="Off Strategy")])
+    assert len(set(ids + again)) == 4
+    assert [store.latest("sandbox", o).id for o in ("OPP-2", "OPP-1")] == ids
+    by_id = {w.decision_id: (w.opportunity_id, w.new_value) for w in store.writes_for(ids)}
+    assert by_id == {ids[0]: ("OPP-2", "b"), ids[1]: ("OPP-1", "On Strategy")}
+    assert store.latest("sandbox", "OPP-3").fit == "Off Strategy"

@@ -19,7 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from integration.jobs.queues import INBOX_KEY, make_queue
+from integration.jobs.queues import INBOX_KEY, make_queue, usage_key
 from integration.store.database import is_outage
 
 
@@ -73,6 +73,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.api_used = Gauge(
+            "onstrategy_crm_api_daily_used",
+            "CRM API calls used in the CRM's daily window (Salesforce: the org-wide rolling "
+            "24 h pool shared with every integration), as the workers last saw it",
+            ["crm"],
+            registry=self.registry,
+        )
+        self.api_limit = Gauge(
+            "onstrategy_crm_api_daily_limit",
+            "The CRM's daily API allowance (Salesforce DailyApiRequests Max)",
+            ["crm"],
+            registry=self.registry,
+        )
+
     def instrument(self, app: Flask) -> None:
         @app.after_request
         def _count(response: Response) -> Response:
@@ -91,6 +105,7 @@ class Metrics:
     def _refresh(self, runtime: Any) -> None:
         if runtime.redis is not None:
             self._queue_depth(runtime.redis)
+        self._api_usage(runtime)
         try:
             self._business(runtime)
         except Exception as exc:
@@ -109,6 +124,21 @@ class Metrics:
         for crm in {crm for crm, _ in counts}:
             total = sum(n for (c, _), n in counts.items() if c == crm)
             self.share.labels(crm).set(counts.get((crm, "On Strategy"), 0) / total if total else 0)
+
+    def _api_usage(self, runtime: Any) -> None:
+        """Daily API usage per CRM: from the workers (Redis), or this process's own calls."""
+        usage = dict(runtime.api_usage())
+        if runtime.redis is not None:
+            for crm in runtime.settings.crms:
+                try:
+                    seen = runtime.redis.hgetall(usage_key(crm))
+                except Exception:
+                    continue
+                if seen:
+                    usage[crm] = (int(seen[b"used"]), int(seen[b"limit"]))
+        for crm, (used, limit) in usage.items():
+            self.api_used.labels(crm).set(used)
+            self.api_limit.labels(crm).set(limit)
 
     def _queue_depth(self, redis: Any) -> None:
         try:

@@ -31,6 +31,11 @@ DRAIN_LOCK_KEY = "onstrategy:inbox:lock"
 DRAIN_ARM_TTL = 30
 
 
+def usage_key(crm: str) -> str:
+    """A hash of the CRM's daily API usage as the workers last saw it (``used``, ``limit``)."""
+    return f"onstrategy:api-usage:{crm}"
+
+
 def seen_key(crm: str, key: str) -> str:
     return f"onstrategy:seen:{crm}:{key}"
 

@@ -7,12 +7,13 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from redis import RedisError
 from rq import SimpleWorker
 
 from integration.jobs.context import bound
 from integration.jobs.handlers import listen_for_target_changes
 from integration.jobs.intake import drain_waiting
-from integration.jobs.queues import make_queue
+from integration.jobs.queues import make_queue, usage_key
 from integration.jobs.schedule import schedule_reconcile
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Worker(SimpleWorker):
         finally:
             done.set()
             beat.join(timeout=5)
+            publish_usage(self.runtime)
 
     def get_heartbeat_ttl(self, job: Any) -> int:
         """How long the job's started entry lives without a heartbeat: a minute past the
@@ -82,6 +84,20 @@ def _no_rq_retry(job: Any, *exc_info: Any) -> bool:
     """A job that raised goes to the failed registry: RQ's retry is for dead workers only."""
     job.retries_left = 0
     return True
+
+
+def publish_usage(runtime: Runtime) -> None:
+    """Share the CRMs' daily API usage this worker saw, for ``/metrics`` on any host."""
+    usage = runtime.api_usage()
+    if runtime.redis is None or not usage:
+        return
+    pipe = runtime.redis.pipeline(transaction=False)
+    for crm, (used, limit) in usage.items():
+        pipe.hset(usage_key(crm), mapping={"used": used, "limit": limit})
+    try:
+        pipe.execute()
+    except RedisError:
+        log.warning("could not publish the CRM API usage")
 
 
 def run_worker(runtime: Runtime, burst: bool = False) -> bool:

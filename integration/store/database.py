@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -126,16 +126,24 @@ class Store:
         """Store a page of decisions in one transaction (one commit, not one per deal).
 
         ``pending``: the writes are about to be made (an outbox); :meth:`settle_writes`
-        marks them done or failed once the CRM answered.
+        marks them done or failed once the CRM answered. Decisions go in as one
+        multi-row ``INSERT ... RETURNING`` and their writes as one executemany, not a
+        statement per row.
         """
+        if not entries:
+            return []
         with self.session.begin() as session:
             rows = [entry.row() for entry in entries]
-            session.add_all(rows)
-            session.flush()
-            for entry, row in zip(entries, rows, strict=True):
-                session.add_all(list(entry.write_rows(row.id, pending)))
+            ids = _insert_decisions(session, rows)
+            writes = [
+                _values(write)
+                for entry, decision_id in zip(entries, ids, strict=True)
+                for write in entry.write_rows(decision_id, pending)
+            ]
+            if writes:
+                session.execute(insert(WriteRow), writes)
             self._replace_states(session, entries, rows)
-            return [row.id for row in rows]
+            return ids
 
     def settle_writes(
         self, done: Sequence[int], failed: Sequence[tuple[int, DecisionEntry]]
@@ -465,6 +473,31 @@ class DecisionEntry:
                 error=self.write_error,
                 at=now,
             )
+
+
+def _insert_decisions(session: Any, rows: Sequence[DecisionRow]) -> list[int]:
+    """Insert ``rows`` in one statement; their ids, in order.
+
+    The ids are matched back by (crm, opportunity id), so the statement needs no
+    ordering guarantee; a page naming one opportunity twice is inserted row by row.
+    """
+    keys = [(row.crm, row.opportunity_id) for row in rows]
+    if len(set(keys)) < len(keys):
+        session.add_all(rows)
+        session.flush()
+        return [row.id for row in rows]
+    statement = insert(DecisionRow).returning(
+        DecisionRow.id, DecisionRow.crm, DecisionRow.opportunity_id
+    )
+    found = {
+        (crm, opp): i for i, crm, opp in session.execute(statement, [_values(r) for r in rows])
+    }
+    return [found[key] for key in keys]
+
+
+def _values(row: Any) -> dict[str, Any]:
+    """The column values a new, unsaved row was built with (for a bulk insert)."""
+    return {k: v for k, v in vars(row).items() if not k.startswith("_")}
 
 
 def _text(value: Any) -> str:

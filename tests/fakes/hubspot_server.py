@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -61,6 +62,7 @@ class Request:
     query: dict[str, list[str]]
     body: Any
     headers: dict[str, str]
+    at: float = field(default_factory=time.time)  # when it arrived (benchmarks time writes)
 
 
 @dataclass
@@ -109,6 +111,7 @@ class FakeHubSpot:
 
     def __init__(self, token: str | None = None) -> None:
         self.token = token  # when set, other bearer tokens get 401
+        self.latency = 0.0  # seconds each answer waits, as a real API's round trip would
         self.state = State()
         self.requests: list[Request] = []
         self._failures: list[Failure] = []
@@ -375,6 +378,8 @@ def _handler(fake: FakeHubSpot) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, extra, payload = fake.handle(self.command, self.path, body, headers)
+            if fake.latency:
+                time.sleep(fake.latency)
             data = b"" if payload is None else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json;charset=utf-8")

@@ -1,0 +1,327 @@
+"""End to end on HubSpot's fake: signed deliveries in, W real workers, CRM calls out.
+
+``python bench/e2e.py [--events N] [--batch B] [--workers W] [--latency S]
+[--budget C] [--deals D] [--intake-requests R]``
+
+1. A local HubSpot portal (``tests/fakes/hubspot_server.py``, filled by
+   ``bench/fake_orgs.py``) answers every call after ``--latency`` seconds.
+2. ``W`` real ``onstrategy worker`` processes start on an empty Redis database
+   (``ONSTRATEGY_BENCH_REDIS_URL``, default db 13; refused when not empty) and a
+   SQLite store, with the portal budget ``--budget`` calls per 10 s.
+3. ``N`` ``deal.propertyChange`` events on ``D`` deals (default: every event a
+   different deal) are posted, signed, in deliveries of ``B`` events to the real
+   app, as fast as it answers; the run ends when every deal has its decision.
+4. It prints events/s (and per worker), HubSpot calls per 1,000 events by kind
+   against a per-event integration (read, update and a task read: 3 calls per
+   event), and p50/p99 from a delivery's 2xx to the deal's update in the CRM.
+
+``--intake-requests R`` then measures the webhook path alone: gunicorn ``-w 2``
+(sync workers) serving the app, then a bare Flask endpoint that only reads the
+body, each sent ``R`` single-event signed deliveries by 4 client processes;
+rounds alternate and the best of 3 each gives the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from redis import Redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.fake_orgs import build_hubspot, hubspot_managers  # noqa: E402
+from integration.app.factory import create_app  # noqa: E402
+from integration.jobs.queues import INBOX_KEY, make_queue  # noqa: E402
+from integration.settings import Settings  # noqa: E402
+from webhooks.hubspot_signature import v3_signature  # noqa: E402
+
+SECRET = "bench-secret"
+URL = "http://localhost/webhooks/hubspot"
+REDIS_URL = os.environ.get("ONSTRATEGY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+PER_EVENT_CALLS = 3  # a per-event integration: read the deal, update it, read its task
+
+
+def event(n: int, deal: str) -> dict:
+    return {
+        "eventId": 1_000_000 + n,
+        "subscriptionId": 7,
+        "portalId": 99,
+        "occurredAt": int(time.time() * 1000),
+        "subscriptionType": "deal.propertyChange",
+        "objectId": int(deal),
+        "propertyName": "amount",
+        "propertyValue": str(1000 + n),
+    }
+
+
+def signed(events: list[dict], url: str = URL) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(events).encode()
+    stamp = str(int(time.time() * 1000))
+    return body, {
+        "Content-Type": "application/json",
+        "X-HubSpot-Signature-v3": v3_signature(SECRET, "POST", url, body, stamp),
+        "X-HubSpot-Request-Timestamp": stamp,
+    }
+
+
+def environment(folder: Path, api_url: str, budget: int) -> dict[str, str]:
+    return {
+        "ONSTRATEGY_RULES_DIR": str(folder / "rules"),
+        "ONSTRATEGY_DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
+        "ONSTRATEGY_REDIS_URL": REDIS_URL,
+        "ONSTRATEGY_CRM": "hubspot",
+        "ONSTRATEGY_HUBSPOT_ACCESS_TOKEN": "bench-token",
+        "ONSTRATEGY_HUBSPOT_CLIENT_SECRET": SECRET,
+        "ONSTRATEGY_HUBSPOT_API_URL": api_url,
+        "ONSTRATEGY_HUBSPOT_CALLS_PER_10S": str(budget),
+    }
+
+
+def empty_redis() -> Redis:
+    redis = Redis.from_url(REDIS_URL)
+    if redis.dbsize():
+        raise SystemExit(f"{REDIS_URL} is not empty; set ONSTRATEGY_BENCH_REDIS_URL to an empty db")
+    return redis
+
+
+def start_workers(count: int, env: dict[str, str], redis: Redis) -> list[subprocess.Popen]:
+    command = [sys.executable, "-c", "from integration.cli.commands import main; main()", "worker"]
+    workers = [
+        subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, stderr=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+    deadline = time.time() + 60
+    while len(redis.smembers("rq:workers")) < count and time.time() < deadline:
+        time.sleep(0.1)
+    return workers
+
+
+def idle(redis: Redis) -> bool:
+    queue = make_queue(redis)
+    return not (
+        redis.llen(INBOX_KEY)
+        or queue.count
+        or queue.started_job_registry.count
+        or queue.scheduled_job_registry.count
+    )
+
+
+def run_pipeline(options: argparse.Namespace, folder: Path) -> None:
+    redis = empty_redis()
+    deals_count = options.deals or options.events
+    book = build_hubspot(max(1, deals_count // 5), deals_count)
+    fake = book.fake
+    with open(folder / "rules" / "managers.csv", "a", encoding="utf-8") as handle:
+        handle.writelines(f"hubspot,{rep},{manager}\n" for rep, manager in hubspot_managers(book))
+    env = environment(folder, fake.url, options.budget)
+    app = create_app(Settings.from_env(env))
+    client = app.test_client()
+    deal_ids = list(fake.state.objects["deals"])[:deals_count]
+    workers = start_workers(options.workers, env, redis)
+    fake.latency = options.latency
+    first_call = len(fake.requests)
+    delivered: list[tuple[str, float]] = []
+    start = time.time()
+    try:
+        for first in range(0, options.events, options.batch):
+            batch = [
+                event(n, deal_ids[n % deals_count]) for n in range(first, first + options.batch)
+            ]
+            body, headers = signed(batch[: options.events - first])
+            assert client.post("/webhooks/hubspot", data=body, headers=headers).status_code < 300
+            now = time.time()
+            delivered += [(str(e["objectId"]), now) for e in batch[: options.events - first]]
+        while not idle(redis) or _decided(folder) < deals_count:
+            time.sleep(0.2)
+        elapsed = time.time() - start
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=60)
+        fake.stop()
+        redis.flushdb()
+    report_pipeline(options, fake.requests[first_call:], delivered, elapsed, _decisions(folder))
+
+
+def _decided(folder: Path) -> int:
+    with sqlite3.connect(folder / "store.db") as db:
+        return db.execute("SELECT COUNT(DISTINCT opportunity_id) FROM decisions").fetchone()[0]
+
+
+def _decisions(folder: Path) -> dict[str, list[float]]:
+    """Deal id -> when each of its decisions was stored (after its CRM write)."""
+    found: dict[str, list[float]] = {}
+    with sqlite3.connect(folder / "store.db") as db:
+        for deal, at in db.execute("SELECT opportunity_id, decided_at FROM decisions"):
+            stamp = datetime.fromisoformat(at)
+            stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+            found.setdefault(str(deal), []).append(stamp.timestamp())
+    return found
+
+
+def report_pipeline(options, requests, delivered, elapsed: float, writes: dict) -> None:
+    kinds = Counter(_kind(r) for r in requests)
+    calls = sum(kinds.values())
+    per_1000 = calls * 1000 / options.events
+    waits = sorted(
+        min((t for t in writes.get(deal, []) if t >= at), default=float("nan")) - at
+        for deal, at in delivered
+    )
+    waits = [w for w in waits if w == w]
+    print(
+        f"HubSpot fake, {options.latency * 1000:.0f} ms per call, budget {options.budget} "
+        f"per 10 s; {options.events} events on {options.deals or options.events} deals in "
+        f"deliveries of {options.batch}; {options.workers} worker(s)"
+    )
+    rate = options.events / elapsed
+    print(f"  {rate:.1f} events/s ({rate / options.workers:.1f} per worker), {elapsed:.1f} s")
+    print(
+        f"  {calls} HubSpot calls: {per_1000:.1f} per 1,000 events "
+        f"(a per-event integration: {PER_EVENT_CALLS * 1000}; "
+        f"{PER_EVENT_CALLS * 1000 / per_1000:.0f}x fewer)"
+    )
+    for kind, count in kinds.most_common():
+        print(f"    {kind:<40} {count:>6}  ({count * 1000 / options.events:.1f} per 1,000)")
+    if waits:
+        p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+        print(
+            f"  delivery -> decision stored (after the CRM write): "
+            f"p50 {statistics.median(waits):.2f} s, p99 {p99:.2f} s ({len(waits)} events)"
+        )
+
+
+def _kind(request) -> str:
+    path = request.path
+    for marker in ("/batch/read", "/batch/update", "/batch/create", "/search"):
+        if marker in path:
+            return f"{request.method} {path.split(marker)[0]}{marker}"
+    return f"{request.method} {path}"
+
+
+# -- intake: gunicorn serving the app vs a bare Flask endpoint ------------------------------
+
+BARE_APP = """
+from flask import Flask, Response, request
+app = Flask(__name__)
+@app.post("/webhooks/hubspot")
+def receive():
+    request.get_data()
+    return Response(status=204)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gunicorn(target: str, port: int, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", target],
+        env={**os.environ, **env, "PYTHONPATH": f"{ROOT}{os.pathsep}{cwd}"},
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"gunicorn {target} did not start")
+
+
+def _client(args: tuple[int, int, int]) -> int:
+    """One client process: ``count`` single-event deliveries, one connection each."""
+    import http.client
+
+    port, count, seed = args
+    done = 0
+    for n in range(count):
+        body, headers = signed([event(seed * 10_000_000 + n, "20000000")], URL)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("POST", "/webhooks/hubspot", body=body, headers=headers)
+        if connection.getresponse().status < 300:
+            done += 1
+        connection.close()
+    return done
+
+
+def load(port: int, requests: int, seed: int, clients: int = 4) -> float:
+    with ProcessPoolExecutor(clients) as pool:
+        start = time.time()
+        done = sum(
+            pool.map(_client, [(port, requests // clients, seed + c) for c in range(clients)])
+        )
+        elapsed = time.time() - start
+    if done < requests // clients * clients:
+        raise SystemExit(f"only {done} of {requests} deliveries were acknowledged")
+    return done / elapsed
+
+
+def run_intake(options: argparse.Namespace, folder: Path) -> None:
+    redis = empty_redis()
+    (folder / "bare_app.py").write_text(BARE_APP)
+    env = environment(folder, "http://127.0.0.1:9", options.budget)
+    env["ONSTRATEGY_HUBSPOT_WEBHOOK_URL"] = URL
+    ours_port, bare_port = free_port(), free_port()
+    ours = gunicorn("integration.app:create_app()", ours_port, env, folder)
+    bare = gunicorn("bare_app:app", bare_port, {}, folder)
+    try:
+        best = {"ours": 0.0, "bare": 0.0}
+        for round_ in range(3):
+            best["bare"] = max(best["bare"], load(bare_port, options.intake_requests, round_ * 10))
+            rate = load(ours_port, options.intake_requests, 100 + round_ * 10)
+            best["ours"] = max(best["ours"], rate)
+    finally:
+        for process in (ours, bare):
+            process.terminate()
+            process.wait(timeout=30)
+        redis.flushdb()
+    print(
+        f"intake, gunicorn -w 2 sync, single-event signed deliveries: {best['ours']:.0f} req/s "
+        f"against {best['bare']:.0f} for a bare Flask endpoint: {best['ours'] / best['bare']:.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--deals", type=int, default=0, help="distinct deals (default: events)")
+    parser.add_argument("--intake-requests", type=int, default=0)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temp:
+        folder = Path(temp)
+        shutil.copytree(ROOT / "rules", folder / "rules")
+        if options.events:
+            run_pipeline(options, folder)
+        if options.intake_requests:
+            run_intake(options, folder)
+
+
+if __name__ == "__main__":
+    main()
