@@ -1,7 +1,9 @@
-"""End to end on HubSpot's fake: signed deliveries in, W real workers, CRM calls out.
+"""End to end on a CRM's fake: signed deliveries in, W real workers, CRM calls out.
 
-``python bench/e2e.py [--events N] [--batch B] [--workers W] [--latency S]
-[--budget C] [--deals D] [--intake-requests R]``
+``python bench/e2e.py [--crm hubspot|salesforce] [--events N] [--batch B]
+[--workers W] [--latency S] [--budget C] [--deals D] [--intake-requests R]``
+
+(``--crm salesforce``: see :func:`run_salesforce`; the steps below are HubSpot's.)
 
 1. A local HubSpot portal (``tests/fakes/hubspot_server.py``, filled by
    ``bench/fake_orgs.py``) answers every call after ``--latency`` seconds.
@@ -40,16 +42,20 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import responses
 from redis import Redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fake_orgs import build_hubspot, hubspot_managers  # noqa: E402
+from bench.fake_orgs import build_hubspot, build_salesforce, hubspot_managers  # noqa: E402
 from integration.app.factory import create_app  # noqa: E402
 from integration.jobs.queues import INBOX_KEY, make_queue  # noqa: E402
+from integration.jobs.worker import Worker  # noqa: E402
+from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402
 from webhooks.hubspot_signature import v3_signature  # noqa: E402
+from webhooks.signed_events import sign  # noqa: E402
 
 SECRET = "bench-secret"
 URL = "http://localhost/webhooks/hubspot"
@@ -304,6 +310,67 @@ def run_intake(options: argparse.Namespace, folder: Path) -> None:
     )
 
 
+def run_salesforce(options: argparse.Namespace, folder: Path) -> None:
+    """The same run on Salesforce: signed JSON change events, one in-process worker.
+
+    The Salesforce fake is a ``responses`` mock, which only this process can
+    reach, so the worker runs here (``Worker.work(burst=True)``) and the figure
+    that matters is the calls per 1,000 events, not the rate.
+    """
+    redis = empty_redis()
+    deals_count = options.deals or options.events
+    book = build_salesforce(max(1, deals_count // 5), deals_count)
+    fake = book.fake
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(folder / "rules"),
+            "ONSTRATEGY_DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
+            "ONSTRATEGY_REDIS_URL": REDIS_URL,
+            "ONSTRATEGY_CRM": "salesforce",
+            "ONSTRATEGY_SALESFORCE_WEBHOOK_SECRET": SECRET,
+        }
+    )
+    ids = sorted(fake.opportunities)[:deals_count]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fake.register(mock)
+        runtime = Runtime(settings, redis=redis, connectors={"salesforce": fake.connector()})
+        client = create_app(runtime=runtime).test_client()
+        first_call = len(fake.calls)
+        start = time.time()
+        try:
+            for first in range(0, options.events, options.batch):
+                count = min(options.batch, options.events - first)
+                events = [
+                    {"id": f"e{n}", "recordId": ids[n % deals_count], "changedFields": ["Amount"]}
+                    for n in range(first, first + count)
+                ]
+                body = json.dumps({"events": events}).encode()
+                stamp = str(int(time.time()))
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-OnStrategy-Timestamp": stamp,
+                    "X-OnStrategy-Signature": sign(SECRET, stamp, body),
+                }
+                response = client.post("/webhooks/salesforce/events", data=body, headers=headers)
+                assert response.status_code < 300, response.get_data(as_text=True)
+            Worker(runtime).work(burst=True)
+            elapsed = time.time() - start
+        finally:
+            redis.flushdb()
+    kinds = Counter(call.kind for call in fake.calls[first_call:])
+    calls = sum(kinds.values())
+    print(
+        f"Salesforce fake (in-process), {options.events} events on {deals_count} "
+        f"opportunities in deliveries of {options.batch}; 1 in-process worker, {elapsed:.1f} s"
+    )
+    print(
+        f"  {calls} Salesforce calls: {calls * 1000 / options.events:.1f} per 1,000 events "
+        f"(a per-event integration: {PER_EVENT_CALLS * 1000})"
+    )
+    for kind, count in kinds.most_common():
+        print(f"    {kind:<40} {count:>6}  ({count * 1000 / options.events:.1f} per 1,000)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000)
@@ -313,11 +380,14 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--deals", type=int, default=0, help="distinct deals (default: events)")
     parser.add_argument("--intake-requests", type=int, default=0)
+    parser.add_argument("--crm", choices=("hubspot", "salesforce"), default="hubspot")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         shutil.copytree(ROOT / "rules", folder / "rules")
-        if options.events:
+        if options.events and options.crm == "salesforce":
+            run_salesforce(options, folder)
+        elif options.events:
             run_pipeline(options, folder)
         if options.intake_requests:
             run_intake(options, folder)
