@@ -206,6 +206,7 @@ def test_readable_on_a_phone(server, browser):
         _wait(browser, ec.presence_of_element_located((By.ID, "headline")))
         scroll = browser.execute_script("return document.documentElement.scrollWidth")
         assert scroll <= 390  # nothing wider than the phone: wide tables scroll in their card
+        browser.save_screenshot(str(ARTIFACTS / "06-phone-top.png"))
         height = browser.execute_script("return document.documentElement.scrollHeight")
         browser.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride", {**phone, "height": min(height, 6000)}

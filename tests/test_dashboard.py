@@ -171,3 +171,18 @@ def test_bad_parameters_are_a_clear_400(client):
     response = client.get("/dashboard?status=someday")
     assert response.status_code == 400
     assert "status must be one of" in response.get_data(as_text=True)
+
+
+def test_charts_have_text_and_table_fallbacks(pipeline, client):
+    html = client.get("/dashboard").get_data(as_text=True)
+    charts = re.findall(r"<svg class=\"chart[^>]*>", html)
+    assert charts and all('role="img"' in svg and "aria-labelledby" in svg for svg in charts)
+    assert '<title id="trend-title">' in html and '<desc id="trend-desc">' in html
+    assert "<caption>Share on strategy per ISO week</caption>" in html
+    minibars = re.findall(r"<svg class=\"minibar[^>]*>", html)
+    assert minibars and all('aria-hidden="true"' in svg for svg in minibars)
+    signin = create_app(
+        settings=pipeline.settings.replace(admin_token="t"), runtime=pipeline
+    ).test_client()
+    form = signin.get("/signin").get_data(as_text=True)
+    assert '<label for="token">' in form and 'id="token"' in form
