@@ -3,9 +3,10 @@
 Fills a SQLite store's current-state table with N opportunities (default 100,000;
 the same pipeline as ``bench/insights.py``: 12 teams of 8 reps, a year of created
 and closed dates) and optionally H decisions of history per opportunity, warms the
-insights once (the first report of a process judges every deal), then times R
-requests of each page and API call a leader's visit makes, through the real app
-with a signed-in session:
+insights once (the first report of a process judges every deal), then, through the
+real app with a signed-in session, times the first request of each page and API call
+a leader's visit makes (a question not asked since the store last changed: the
+report is computed) and then R more (the store unchanged: the kept answers):
 
 - ``/dashboard`` (open pipeline), ``/dashboard?status=won``, ``/dashboard?team=...``,
   ``/dashboard/deals?team=...&fit=off``, ``/dashboard/managers/<name>``;
@@ -65,7 +66,7 @@ def p95(times: list[float]) -> float:
     return statistics.quantiles(times, n=20)[18] if len(times) >= 20 else max(times)
 
 
-def run(count: int, history: int, requests: int) -> tuple[float, dict[str, tuple[float, float]]]:
+def run(count: int, history: int, requests: int) -> tuple[float, dict[str, tuple[float, ...]]]:
     with tempfile.TemporaryDirectory() as workdir:
         store = Store(f"sqlite:///{workdir}/store.db")
         store.migrate()
@@ -83,13 +84,16 @@ def run(count: int, history: int, requests: int) -> tuple[float, dict[str, tuple
         client = signed_in(create_app(settings, runtime=runtime))
         figures = {}
         for path in PATHS:
+            started = time.perf_counter()
+            assert client.get(path).status_code == 200, path
+            first = time.perf_counter() - started
             times = []
             for _ in range(requests):
                 started = time.perf_counter()
                 response = client.get(path)
                 times.append(time.perf_counter() - started)
                 assert response.status_code == 200, (path, response.status_code)
-            figures[path] = (statistics.median(times), p95(times))
+            figures[path] = (first, statistics.median(times), p95(times))
         store.engine.dispose()
     return warm_up, figures
 
@@ -106,10 +110,10 @@ def main() -> None:
         f"{args.history * args.opportunities:,} decisions of history "
         f"(first report of the process: {warm_up:.2f} s)"
     )
-    for column in ("request", "p50 (ms)", "p95 (ms)"):
+    for column in ("request", "first (ms)", "p50 (ms)", "p95 (ms)"):
         table.add_column(column, justify="right" if column != "request" else "left")
-    for path, (p50, high) in figures.items():
-        table.add_row(path, f"{p50 * 1000:.0f}", f"{high * 1000:.0f}")
+    for path, (first, p50, high) in figures.items():
+        table.add_row(path, f"{first * 1000:.0f}", f"{p50 * 1000:.0f}", f"{high * 1000:.0f}")
     Console().print(table)
 
 

@@ -69,11 +69,6 @@ class Query:
         return {k: v for k, v in values.items() if v}
 
 
-def report(runtime: Runtime, query: Query, **changes: Any) -> dict[str, Any]:
-    """The report for this query: exactly what ``GET /api/report`` answers."""
-    return runtime.insights.report(query.ask(**changes))
-
-
 def overview(runtime: Runtime, query: Query) -> dict[str, Any]:
     """Everything the overview shows: the report for the query, the open pipeline's and
     the bookings' totals for the headline (the same reports the API gives), the teams."""
