@@ -39,6 +39,7 @@ _OPPORTUNITY_COLUMNS = (
     "stage",
     "probability",
     "close_date",
+    "created_date",
     "is_closed",
     "is_won",
     "type",
@@ -84,6 +85,7 @@ class SandboxConnector:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.executescript(sdb.SCHEMA)
+        sdb.upgrade(self._db)
 
     @classmethod
     def from_config(
@@ -327,6 +329,16 @@ class SandboxConnector:
 
     def owners(self) -> list[dict]:
         return [dict(r) for r in self._query("SELECT * FROM owners ORDER BY id")]
+
+    def existing_accounts(self, ids: Sequence[str]) -> set[str]:
+        """Which of these account ids the CRM has (a target list check, no full read)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = list(ids[start : start + _IN_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT id FROM accounts WHERE id IN ({marks})", chunk)
+            found.update(row["id"] for row in rows)
+        return found
 
     def accounts(self) -> list[dict]:
         return [dict(r) for r in self._query("SELECT * FROM accounts ORDER BY id")]

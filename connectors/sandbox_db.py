@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS opportunities (
     id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', account_id TEXT, owner_id TEXT,
     amount REAL NOT NULL DEFAULT 0, currency TEXT NOT NULL DEFAULT 'USD',
     stage TEXT NOT NULL DEFAULT '', probability INTEGER NOT NULL DEFAULT 0,
-    close_date TEXT NOT NULL DEFAULT '', is_closed INTEGER NOT NULL DEFAULT 0,
+    close_date TEXT NOT NULL DEFAULT '', created_date TEXT NOT NULL DEFAULT '',
+    is_closed INTEGER NOT NULL DEFAULT 0,
     is_won INTEGER NOT NULL DEFAULT 0, type TEXT NOT NULL DEFAULT '',
     exception_reason TEXT NOT NULL DEFAULT '',
     fit TEXT, reason TEXT, warning TEXT, comp_eligible INTEGER,
@@ -65,6 +66,18 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_opportunity ON tasks (opportunity_id);
 """
+
+#: Columns added after the first release: (table, column, declaration).
+ADDED_COLUMNS = (("opportunities", "created_date", "TEXT NOT NULL DEFAULT ''"),)
+
+
+def upgrade(db: sqlite3.Connection) -> None:
+    """Add the columns a sandbox file made by an older release lacks."""
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
 
 SELECT = """
 SELECT o.*, a.name AS a_name, a.industry AS a_industry, a.employees AS a_employees,
@@ -104,6 +117,7 @@ def record(row: sqlite3.Row, products: tuple[str, ...]) -> OpportunityRecord:
         stage=row["stage"],
         probability=int(row["probability"]),
         close_date=row["close_date"],
+        created_date=row["created_date"],
         is_closed=bool(row["is_closed"]),
         is_won=bool(row["is_won"]),
         type=row["type"],

@@ -22,11 +22,13 @@ from connectors.registry import build_connector
 from connectors.sandbox import default_path
 from integration.domain.fields import FieldMap, WatchedFields
 from integration.domain.model import OUTPUT_FIELDS
-from integration.engine.rulebook import Rulebook, RulesHolder
+from integration.engine.rulebook import LiveRules, Rulebook, load_rulebook, read_folder
+from integration.engine.ruleset import default_counts_as
+from integration.engine.yamlsource import Problem
 from integration.pipeline.coaching import CoachingSync
 from integration.pipeline.processor import Processor
 from integration.reports.service import Insights
-from integration.settings import Settings
+from integration.settings import Settings, SettingsError
 from integration.store.database import Store
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,18 @@ class Runtime:
         redis: Any = None,
         connectors: dict[str, Connector] | None = None,
         today: Callable[[], date] = date.today,
+        publish_first: bool = True,
+        rules_poll_seconds: float = 2.0,
     ) -> None:
         self.settings = settings
         self.store = store or Store(settings.database_url)
         self.redis = redis if redis is not None else _redis(settings.redis_url)
-        self.rules = RulesHolder(settings.rules_dir, on_targets_changed=self._targets_changed)
+        self.rules = LiveRules(
+            self.store.versions,
+            poll_seconds=rules_poll_seconds,
+            bootstrap=self.publish_working_copy if publish_first else None,
+            on_targets_changed=self._targets_changed,
+        )
         self._connectors: dict[str, Connector] = dict(connectors or {})
         self.today = today
         self.target_listeners: list[Callable[[Rulebook, Rulebook], None]] = []
@@ -54,6 +63,32 @@ class Runtime:
 
     def rulebook(self) -> Rulebook:
         return self.rules.require()
+
+    def publish_working_copy(self, who: str = "first start") -> list[Problem]:
+        """On a fresh store, publish the working copy as the first version.
+
+        Called when nothing is published yet (``demo``, ``serve``, ``worker`` and
+        the first use of a runtime); returns the working copy's problems, if any.
+        """
+        rulebook, problems = load_rulebook(self.settings.rules_dir)
+        if rulebook is None:
+            return problems
+        if self.store.versions.live_version() is None:
+            self.store.versions.publish(
+                read_folder(self.settings.rules_dir),
+                who=who,
+                note=f"first version, from {self.settings.rules_dir}",
+                target_list_version=rulebook.targets.version,
+            )
+            log.info("published %s as the first rules version", rulebook.version)
+        return []
+
+    def counts_as(self, tag_or_rule: str) -> str:
+        """How a tag or fit rule counts under the live ruleset (``on|approved|off``)."""
+        rulebook = self.rules.current()
+        return (
+            rulebook.ruleset.counts_as(tag_or_rule) if rulebook else default_counts_as(tag_or_rule)
+        )
 
     def fields(self, crm: str) -> FieldMap:
         rulebook = self.rules.current()
@@ -75,6 +110,9 @@ class Runtime:
 
     def connector(self, crm: str) -> Connector:
         if crm not in self._connectors:
+            problem = self.settings.credentials_problem(crm)
+            if problem:
+                raise SettingsError(problem)
             config = connector_config(crm, self.settings)
             self._connectors[crm] = build_connector(crm, config, self.fields(crm), self.redis)
         return self._connectors[crm]

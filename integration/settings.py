@@ -53,6 +53,7 @@ class Settings:
     salesforce_multi_currency: bool = False
     salesforce_integration_user_id: str = ""
     reconcile_interval_minutes: int = 0  # 0 = no scheduled sweep
+    retention_days: int = 90  # history (events, decisions, writes) kept by `store prune`
 
     @property
     def crm(self) -> str:
@@ -108,12 +109,34 @@ class Settings:
                 get("SALESFORCE_MULTI_CURRENCY"), "ONSTRATEGY_SALESFORCE_MULTI_CURRENCY"
             ),
             salesforce_integration_user_id=_user_id(get("SALESFORCE_INTEGRATION_USER_ID")),
+            retention_days=_int(get("RETENTION_DAYS", "90"), "ONSTRATEGY_RETENTION_DAYS") or 90,
             reconcile_interval_minutes=_int(
                 get("RECONCILE_INTERVAL_MINUTES", "0"), "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES"
             ),
         )
         values["crms"] = _crms(get("CRM"), values)
         return cls(**values)
+
+    def credentials_problem(self, crm: str) -> str:
+        """What is missing to reach ``crm`` (checked before any network call), or ``""``."""
+        if crm == "hubspot" and not self.hubspot_access_token:
+            return "ONSTRATEGY_HUBSPOT_ACCESS_TOKEN is not set; HubSpot needs a private-app token"
+        if crm != "salesforce":
+            return ""
+        if not self.salesforce_instance_url and not self.salesforce_username:
+            return "ONSTRATEGY_SALESFORCE_INSTANCE_URL is not set; Salesforce needs the org's URL"
+        signed_in = (
+            self.salesforce_access_token
+            or (self.salesforce_username and self.salesforce_password)
+            or (self.salesforce_client_id and self.salesforce_private_key_file)
+        )
+        if not signed_in:
+            return (
+                "Salesforce credentials are missing: set ONSTRATEGY_SALESFORCE_ACCESS_TOKEN, or "
+                "_USERNAME + _PASSWORD + _SECURITY_TOKEN, or _CLIENT_ID + _PRIVATE_KEY_FILE + "
+                "_USERNAME"
+            )
+        return ""
 
     def replace(self, **changes: object) -> Settings:
         return replace(self, **changes)

@@ -122,6 +122,7 @@ class SalesforceFake:
             "IsWon": False,
             "StageName": "Prospecting",
             "LastModifiedDate": "2026-01-05T10:00:00.000+0000",
+            "CreatedDate": "2025-11-20T09:00:00.000+0000",
             **values,
         }
         self.line_items[oid] = list(products)

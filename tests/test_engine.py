@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,13 @@ from jinja2.exceptions import SecurityError
 
 from integration.domain.model import Account, Facts, Opportunity, Owner
 from integration.engine.evaluate import evaluate, is_frozen
-from integration.engine.rulebook import RulesHolder, RulesUnavailable
+from integration.engine.rulebook import (
+    LiveRules,
+    RulesUnavailable,
+    load_rulebook,
+    read_folder,
+    version_of,
+)
 from integration.engine.ruleset import load_ruleset
 from integration.engine.templates import Template
 
@@ -75,7 +79,7 @@ def test_first_matching_fit_rule_wins(shipped):
         facts(products=("Data Platform",), account=TARGET, exception_reason="Because"), shipped
     )
     assert decision.fit == "On Strategy"
-    assert decision.fit_rule == "On Strategy"
+    assert (decision.fit_rule, decision.counts_as) == ("icp-strategic-products", "on")
     assert decision.reason.startswith("Ideal client profile (Manufacturing, 5000 employees)")
 
 
@@ -353,31 +357,33 @@ def test_ruleset_version_changes_with_the_file(rules_dir):
     assert decision.ruleset_version == changed.version
 
 
-def _touch(path: Path) -> None:
-    """Make sure the holder sees a new modification time even on coarse file systems."""
-    later = time.time() + 5
-    os.utime(path, (later, later))
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_rules_holder_keeps_last_good_ruleset_and_picks_up_valid_changes(rules_dir):
-    holder = RulesHolder(rules_dir)
-    good = holder.require()
-    assert holder.problems == []
+def test_live_rules_follow_the_store_not_the_folder(rules_dir, sqlite_store):
+    clock = _Clock()
+    live = LiveRules(sqlite_store.versions, poll_seconds=2.0, clock=clock)
+    assert live.current() is None and "no rules version has been published" in str(live.problems[0])
+    sqlite_store.versions.publish(read_folder(rules_dir), who="test")
+    assert live.current() is None  # polled less than poll_seconds ago
+    clock.now += 2.0
+    good = live.require()
+    assert live.problems == [] and good.version == version_of(read_folder(rules_dir))
+
     path = rules_dir / "strategy.yaml"
-    original = path.read_text()
+    path.write_text(path.read_text().replace(">= 1000", ">= 500"))
+    clock.now += 10
+    assert live.current() is good  # editing the folder changes nothing live
 
-    path.write_text(original.replace("account.employees >= 1000", "acount.employees >= 1000"))
-    _touch(path)
-    kept = holder.current()
-    assert kept is good
-    assert len(holder.problems) == 1
-    assert "unknown variable 'acount'" in holder.problems[0].message
-
-    path.write_text(original.replace("account.employees >= 1000", "account.employees >= 500"))
-    _touch(path)
-    newer = holder.current()
+    sqlite_store.versions.publish(read_folder(rules_dir), who="test")
+    clock.now += 2.0
+    newer = live.current()
     assert newer is not good and newer.version != good.version
-    assert holder.problems == []
     small_manufacturer = Account(id="A", industry="Manufacturing", employees=700)
     decision = evaluate(
         facts(account=small_manufacturer, products=("Data Platform",)), newer.ruleset
@@ -385,20 +391,27 @@ def test_rules_holder_keeps_last_good_ruleset_and_picks_up_valid_changes(rules_d
     assert decision.fit == "On Strategy"
 
 
-def test_rules_holder_invalid_from_the_start(tmp_path):
+def test_live_rules_keep_the_last_good_version_when_a_stored_one_cannot_load(
+    rules_dir, sqlite_store
+):
+    clock = _Clock()
+    live = LiveRules(sqlite_store.versions, clock=clock)
+    sqlite_store.versions.publish(read_folder(rules_dir), who="test")
+    good = live.require()
+    broken = {**read_folder(rules_dir), "target_accounts.csv": b"crm,account_id\nzoho,1\n"}
+    sqlite_store.versions.publish(broken, who="test")
+    assert live.refresh() is good
+    assert [p.line for p in live.problems] == [2]
+
+
+def test_live_rules_bootstrap_reports_an_invalid_working_copy(tmp_path, sqlite_store):
     (tmp_path / "strategy.yaml").write_text("strategy: [\n")
-    holder = RulesHolder(tmp_path)
-    assert holder.current() is None
+
+    def bootstrap():
+        return load_rulebook(tmp_path)[1]
+
+    live = LiveRules(sqlite_store.versions, bootstrap=bootstrap)
+    assert live.current() is None
     with pytest.raises(RulesUnavailable) as raised:
-        holder.require()
+        live.require()
     assert "not valid YAML" in str(raised.value)
-
-
-def test_rules_holder_keeps_ruleset_when_a_csv_breaks(rules_dir):
-    holder = RulesHolder(rules_dir)
-    good = holder.require()
-    csv_path = rules_dir / "target_accounts.csv"
-    csv_path.write_text("crm,account_id\nzoho,1\n")
-    _touch(csv_path)
-    assert holder.current() is good
-    assert [p.line for p in holder.problems] == [2]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -120,6 +120,7 @@ def test_hydrates_facts(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
     assert (opp.stage, opp.probability, opp.close_date) == ("Contract Sent", 90, "2026-03-31")
     assert (opp.is_closed, opp.type) == (False, "newbusiness")
     assert opp.exception_reason == "Board request"
+    assert opp.created_date == datetime.now(UTC).date().isoformat()  # the fake's createdate
     assert (account.id, account.name, account.industry) == ("10", "Acme Tools", "Machinery")
     assert (account.employees, account.annual_revenue, account.crm_target_flag) == (
         5000,

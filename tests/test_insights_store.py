@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from integration.cli.commands import main
+from integration.engine.rulebook import read_folder
+from integration.jobs.publish import publish_files
 from integration.pipeline.processor import Processor
 from integration.reports.service import Ask, Insights
 from integration.store.models import JudgementRow
@@ -84,13 +86,15 @@ SUMMER = Ask(
 )
 
 
-def widen_the_ideal_client_profile(rules_dir):
+def widen_the_ideal_client_profile(rules_dir, runtime):
+    """Edit the working copy and publish it (an edit alone changes nothing live)."""
     path = rules_dir / "strategy.yaml"
     text = path.read_text()
     assert '["Manufacturing", "Healthcare"]' in text
     path.write_text(
         text.replace('["Manufacturing", "Healthcare"]', '["Manufacturing", "Healthcare", "Retail"]')
     )
+    publish_files(runtime, read_folder(rules_dir), who="test")
 
 
 def test_a_rule_change_re_scores_history_and_baseline_without_re_evaluating(
@@ -103,7 +107,7 @@ def test_a_rule_change_re_scores_history_and_baseline_without_re_evaluating(
     assert (before["total"]["win_rate_on"], before["total"]["win_rate_off"]) == (0.0, 1.0)
     decided = {s.opportunity_id: s.fit for s in runtime.store.states()}
 
-    widen_the_ideal_client_profile(rules_dir)
+    widen_the_ideal_client_profile(rules_dir, runtime)
     after = runtime.insights.report(SUMMER)
     assert after["scope"]["live_version"] != before["scope"]["live_version"]
     assert (after["total"]["deals"], after["total"]["on_strategy"]) == (4, 4)
@@ -126,7 +130,7 @@ def test_the_cache_keeps_judgements_per_live_version(runtime, sandbox, rules_dir
     runtime.insights.report(Ask())
     key = runtime.insights.judgements.key
     assert len(runtime.insights.judgements.entries) == 4
-    widen_the_ideal_client_profile(rules_dir)
+    widen_the_ideal_client_profile(rules_dir, runtime)
     runtime.insights.report(Ask())
     assert runtime.insights.judgements.key != key
 
@@ -181,7 +185,7 @@ def test_report_options_errors_are_one_line(runtime, sandbox, settings):
 def test_weeks_in_which_the_live_ruleset_changed_are_marked(runtime, sandbox, rules_dir):
     seed(runtime, sandbox)
     assert runtime.insights.changed_weeks(runtime.rulebook().version) == frozenset()
-    widen_the_ideal_client_profile(rules_dir)
+    widen_the_ideal_client_profile(rules_dir, runtime)
     Processor(sandbox, runtime.rulebook(), runtime.store).process_ids(["O1", "O2"])
     year, week, _ = runtime.today().isocalendar()
     changed = runtime.insights.changed_weeks(runtime.rulebook().version)
@@ -190,7 +194,7 @@ def test_weeks_in_which_the_live_ruleset_changed_are_marked(runtime, sandbox, ru
 
 def test_a_new_process_starts_from_the_judgements_the_store_kept(runtime, sandbox, rules_dir):
     seed(runtime, sandbox)
-    widen_the_ideal_client_profile(rules_dir)  # every state row now decided by older rules
+    widen_the_ideal_client_profile(rules_dir, runtime)  # every state row now decided by older rules
     first = runtime.insights.report(SUMMER)
     with runtime.store.session() as session:
         kept = session.scalars(select(JudgementRow)).all()

@@ -49,7 +49,8 @@ def test_share_by_amount_and_comp_share():
         Row("A", "On Strategy", WEEK1, amount=900.0, comp_eligible=True),
         Row("B", "Off Strategy (Approved)", WEEK1, amount=100.0, warning="late"),
     ]
-    report = build(rows, rows, [], by="owner")
+    counting = {"On Strategy": "on", "Off Strategy (Approved)": "approved"}
+    report = build(rows, rows, [], by="owner", counts_as=lambda t: counting.get(t, "off"))
     assert (report.total.share, report.total.share_by_amount) == (0.5, 0.9)
     assert (report.total.comp_share, report.total.approved_exceptions) == (0.5, 1)
     assert report.total.warnings == 1

@@ -66,6 +66,7 @@ def test_read_builds_facts_with_relationships_and_products(org):
     [record] = org.connector().read_opportunities([oid[:15]])
     facts = record.facts
     assert facts.opportunity.id == oid and facts.opportunity.stage == "Prospecting"
+    assert facts.opportunity.created_date == "2025-11-20"  # CreatedDate, as a UTC date
     assert facts.account.industry == "Manufacturing" and facts.account.employees == 5000
     assert facts.account.crm_target_flag is True
     assert facts.owner.team == "Enterprise" and len(facts.owner.manager_id) == 18

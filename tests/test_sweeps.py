@@ -15,8 +15,10 @@ import pytest
 from connectors.base import OpportunityQuery, TransientError
 from connectors.sandbox import SandboxConnector
 from connectors.sandbox_seed import seed
+from integration.engine.rulebook import read_folder
 from integration.jobs import handlers as jobs
 from integration.jobs.handlers import listen_for_target_changes
+from integration.jobs.publish import publish_files
 from integration.jobs.queues import make_queue
 from integration.jobs.schedule import JOB_ID, schedule_reconcile
 from integration.jobs.worker import Worker
@@ -41,7 +43,12 @@ def _all(sandbox: SandboxConnector) -> list:
 
 def _add_to_target_csv(rules_dir, account_id: str) -> None:
     with open(rules_dir / "target_accounts.csv", "a", encoding="utf-8") as handle:
-        handle.write(f"sandbox,{account_id},Added for the test\n")
+        handle.write(f"sandbox,{account_id},\n")
+
+
+def _publish(runtime: Runtime, rules_dir) -> None:
+    """The admin publishes the edited folder (editing alone changes nothing live)."""
+    publish_files(runtime, read_folder(rules_dir), who="test")
 
 
 def _off_list_account(runtime: Runtime, sandbox: SandboxConnector) -> str:
@@ -66,6 +73,8 @@ def test_list_change_reaches_exactly_the_affected_opportunities(seeded, rules_di
     }
     _add_to_target_csv(rules_dir, account)
     before = {r.id: dict(r.current) for r in _all(sandbox)}
+    assert sync_targets(runtime, "sandbox") == ([], None)  # not published: nothing changed
+    _publish(runtime, rules_dir)
     accounts, outcome = sync_targets(runtime, "sandbox")
     assert accounts == [account]
     assert outcome.evaluated == len(mine)
@@ -89,6 +98,8 @@ def test_frozen_deals_never_move(seeded, rules_dir):
     before = {r.id: sandbox.opportunity_fields(r.id) for r in frozen}
     for record in frozen:
         _add_to_target_csv(rules_dir, record.facts.account.id)
+    _publish(runtime, rules_dir)
+    assert runtime.rulebook().targets.in_file("sandbox", frozen[0].facts.account.id)
     run_sweep(runtime, "sandbox", SweepPlan("all", OpportunityQuery()))
     sync_targets(runtime, "sandbox")
     assert {r.id: sandbox.opportunity_fields(r.id) for r in frozen} == before
@@ -165,7 +176,11 @@ def test_changed_list_file_queues_the_sync_by_itself(
     sync_targets(runtime, "sandbox")
     account = _off_list_account(runtime, sandbox)
     _add_to_target_csv(rules_dir, account)
-    runtime.rules.current()  # any process noticing the new file queues the sync
+    runtime.rules.refresh()
+    assert make_queue(redis_conn).count == 0  # an edited folder is not live
+    other = Runtime(settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox})
+    _publish(other, rules_dir)  # published from another process
+    runtime.rules.refresh()  # any process noticing the new version queues the sync
     queue = make_queue(redis_conn)
     assert queue.count == 1
     Worker(runtime).work(burst=True)

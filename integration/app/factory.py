@@ -60,6 +60,7 @@ def create_app(
     settings = settings or (runtime.settings if runtime else _settings_or_exit())
     runtime = runtime or Runtime(settings)
     runtime.store.migrate()
+    runtime.rules.current()  # on a fresh store, publishes the working copy as the first version
 
     listen_for_target_changes(runtime)
     app = Flask(__name__)
@@ -102,6 +103,7 @@ def _register_health(app: Flask, state: AppState) -> None:
             "missing": missing,
             "warnings": rules_warnings(state.runtime),
             "ruleset": (rb.version if (rb := state.runtime.rules.current()) else None),
+            "live_version": rb.version if rb else None,
         }
         return jsonify(body), 200 if not missing else 503
 
@@ -129,10 +131,10 @@ def readiness_problems(runtime: Runtime) -> list[str]:
 
 
 def rules_warnings(runtime: Runtime) -> list[str]:
-    """Invalid rule files while the last good ruleset stays in force."""
+    """A published version that cannot be loaded while the last good one stays in force."""
     rulebook = runtime.rules.current()
     if rulebook is None or not runtime.rules.problems:
         return []
-    return [f"rule files are invalid; keeping ruleset {rulebook.version}"] + [
+    return [f"the newest published rules cannot be loaded; keeping {rulebook.version}"] + [
         str(p) for p in runtime.rules.problems[:10]
     ]

@@ -19,6 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from integration.engine.ruleset import default_counts_as
 from integration.jobs.queues import INBOX_KEY, make_queue, usage_key
 from integration.store.database import is_outage
 
@@ -118,12 +119,15 @@ class Metrics:
     def _business(self, runtime: Any) -> None:
         counts = runtime.store.fit_counts()
         self.slot_mismatch.set(len(runtime.store.tasks.mismatched()))
+        rulebook = runtime.rules.current()
+        counts_as = rulebook.ruleset.counts_as if rulebook else default_counts_as
         self.opportunities.clear()
         for (crm, fit), n in counts.items():
             self.opportunities.labels(crm, fit).set(n)
         for crm in {crm for crm, _ in counts}:
             total = sum(n for (c, _), n in counts.items() if c == crm)
-            self.share.labels(crm).set(counts.get((crm, "On Strategy"), 0) / total if total else 0)
+            on = sum(n for (c, fit), n in counts.items() if c == crm and counts_as(fit) == "on")
+            self.share.labels(crm).set(on / total if total else 0)
 
     def _api_usage(self, runtime: Any) -> None:
         """Daily API usage per CRM: from the workers (Redis), or this process's own calls."""

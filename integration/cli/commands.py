@@ -4,58 +4,46 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
+import os
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import Progress
 
 from integration.app.factory import create_app
+from integration.cli.common import (
+    EXAMPLE_RULES,
+    RULES_OPTION,
+    Commands,
+    live_rulebook,
+    progress,
+    require_credentials,
+    runtime,
+    settings,
+)
 from integration.cli.crm_setup import run_setup
 from integration.cli.demo import run_demo
 from integration.cli.explain import print_explanation
 from integration.cli.insight_tables import print_insights, print_view, report_csv
+from integration.cli.rules import rules
+from integration.cli.store import publish_target_list, store
 from integration.cli.tables import print_outcome
 from integration.domain.crms import CRM_NAMES, REMOTE_CRMS
-from integration.engine.casebook import run_tests
-from integration.engine.rulebook import load_rulebook
-from integration.engine.ruleset import load_ruleset
+from integration.engine.ruleset import RULE_FILE
 from integration.jobs.worker import failed_jobs, requeue, run_worker
 from integration.pipeline.sweep import reconcile_plan, run_sweep, sync_targets
 from integration.reports.insights import GROUPINGS, STATUSES
 from integration.reports.service import Ask
 from integration.runtime import Runtime
-from integration.settings import Settings, SettingsError
 
 console = Console()
 CRM = click.Choice(CRM_NAMES)
 
 
-def _settings(**overrides: Any) -> Settings:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-    return settings.replace(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def _runtime(settings: Settings | None = None) -> Any:
-    runtime = Runtime(settings or _settings())
-    runtime.store.migrate()
-    return runtime
-
-
-def _rulebook(runtime: Any) -> Any:
-    rulebook = runtime.rules.current()
-    if rulebook is None:
-        for problem in runtime.rules.problems:
-            click.echo(str(problem), err=True)
-        raise click.ClickException("the rule files are invalid; fix them and try again")
-    return rulebook
-
-
-@click.group()
+@click.group(cls=Commands)
+@click.version_option(package_name="onstrategy", prog_name="onstrategy")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens.")
 def main(verbose: bool) -> None:
     """OnStrategy: put the sales strategy into the CRM."""
@@ -65,7 +53,12 @@ def main(verbose: bool) -> None:
     )
 
 
+main.add_command(rules)
+main.add_command(store)
+
+
 @main.command()
+@RULES_OPTION
 @click.option(
     "--deals",
     default=600,
@@ -73,20 +66,33 @@ def main(verbose: bool) -> None:
     type=click.IntRange(1, 1_000_000),
     help="How many deals the sandbox is seeded with (first run only).",
 )
-def demo(deals: int) -> None:
-    """Run the whole pipeline on the sandbox CRM, in-process, with a SQLite store."""
+def demo(rules_dir: str | None, deals: int) -> None:
+    """Run the whole pipeline on the sandbox CRM, in-process, with a SQLite store.
 
-    settings = _settings(crms=("sandbox",), redis_url="")
-    run_demo(_runtime(settings), console, deals)
+    Works from any folder: without a rules folder here (or ONSTRATEGY_RULES_DIR),
+    the example rules shipped with the package are used.
+    """
+    loaded = settings(rules_dir or _demo_rules(), crms=("sandbox",), redis_url="")
+    made = runtime(loaded, publish_first=True)
+    live_rulebook(made)
+    run_demo(made, console, deals)
+
+
+def _demo_rules() -> str | None:
+    """The working copy if there is one, else the example rules inside the package."""
+    if os.environ.get("ONSTRATEGY_RULES_DIR") or Path("rules", RULE_FILE).is_file():
+        return None
+    return str(EXAMPLE_RULES)
 
 
 @main.command()
+@RULES_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
+def serve(rules_dir: str | None, host: str, port: int) -> None:
     """Serve webhooks, health, metrics, admin API and dashboard (development server)."""
 
-    app = create_app(_settings())
+    app = create_app(settings(rules_dir))
     console.print(
         f"Serving on http://{host}:{port} (use gunicorn 'integration.app:create_app()' "
         "in production)"
@@ -95,73 +101,18 @@ def serve(host: str, port: int) -> None:
 
 
 @main.command()
+@RULES_OPTION
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
-def worker(burst: bool) -> None:
+def worker(rules_dir: str | None, burst: bool) -> None:
     """Run an RQ worker on the project's queue (needs ONSTRATEGY_REDIS_URL)."""
 
-    settings = _settings()
-    if not settings.redis_url:
+    loaded = settings(rules_dir)
+    if not loaded.redis_url:
         raise click.ClickException("ONSTRATEGY_REDIS_URL is not set; a worker needs Redis")
-    run_worker(_runtime(settings), burst=burst)
-
-
-@main.group()
-def rules() -> None:
-    """Check and test the rule files."""
-
-
-@rules.command("check")
-@click.option(
-    "--rules", "rules_dir", type=click.Path(), help="Rules folder (ONSTRATEGY_RULES_DIR)."
-)
-def rules_check(rules_dir: str | None) -> None:
-    """Validate every rule file; one FILE:LINE: message per problem."""
-
-    directory = rules_dir or _settings().rules_dir
-    rulebook, problems = load_rulebook(directory)
-    for problem in problems:
-        click.echo(str(problem))
-    if rulebook is None:
-        sys.exit(1)
-    ruleset = rulebook.ruleset
-    counts = (
-        f"{len(ruleset.segments)} segments, {len(ruleset.fit)} fit rules, "
-        f"{len(ruleset.warnings)} warnings, {len(ruleset.coaching)} coaching tasks"
-    )
-    click.echo(
-        f"{directory}: valid (ruleset {ruleset.version}: {counts}; "
-        f"target list {rulebook.targets.version})"
-    )
-
-
-@rules.command("test")
-@click.option(
-    "--rules", "rules_dir", type=click.Path(), help="Rules folder (ONSTRATEGY_RULES_DIR)."
-)
-def rules_test(rules_dir: str | None) -> None:
-    """Run the rule test cases in DIR/tests/; exit 1 on any failure."""
-
-    directory = rules_dir or _settings().rules_dir
-    ruleset, problems = load_ruleset(directory)
-    if ruleset is None:
-        for problem in problems:
-            click.echo(str(problem))
-        sys.exit(1)
-    results, problems = run_tests(ruleset, directory)
-    for problem in problems:
-        click.echo(str(problem))
-    for result in results:
-        if result.passed:
-            continue
-        click.echo(f"FAIL {result.file}:{result.line}: {result.name}")
-        for key, expected, actual in result.mismatches:
-            click.echo(f"    {key}: expected {expected!r}, got {actual!r}")
-        for error in result.errors:
-            click.echo(f"    error: {error}")
-    failed = sum(not r.passed for r in results)
-    click.echo(f"{len(results) - failed} passed, {failed} failed")
-    if failed or problems or not results:
-        sys.exit(1)
+    made = runtime(loaded, publish_first=True)
+    made.redis.ping()  # an unreachable Redis is one line, not a traceback
+    live_rulebook(made)
+    run_worker(made, burst=burst)
 
 
 @main.command()
@@ -169,19 +120,34 @@ def rules_test(rules_dir: str | None) -> None:
 def setup(crm: str) -> None:
     """Create the custom fields/properties the service writes, idempotently."""
 
-    runtime = _runtime()
-    run_setup(runtime, crm, _rulebook(runtime), console)
+    made = runtime()
+    require_credentials(made, crm)
+    run_setup(made, crm, live_rulebook(made), console)
+
+
+def _iso_time(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--since``: an ISO date or time, checked before anything runs (exit 2 otherwise)."""
+    if value is None:
+        return None
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO date or time (e.g. 2026-11-30 or 2026-11-30T08:00:00Z)"
+        ) from None
+    return value
 
 
 @main.command()
 @click.option("--crm", type=CRM, required=True)
-@click.option("--since", help="Only opportunities changed since this ISO time.")
+@click.option("--since", callback=_iso_time, help="Only opportunities changed since this ISO time.")
 @click.option("--dry-run", is_flag=True, help="Print the planned changes; write nothing.")
 def reconcile(crm: str, since: str | None, dry_run: bool) -> None:
-    """Re-evaluate opportunities (changed since, or all open)."""
+    """Re-evaluate opportunities (changed since, or all open) under the live rules."""
 
-    runtime = _runtime()
-    _run_sweep(runtime, crm, reconcile_plan(_rulebook(runtime), since), dry_run, "reconcile")
+    made = runtime()
+    require_credentials(made, crm)
+    _run_sweep(made, crm, reconcile_plan(live_rulebook(made), since), dry_run, "reconcile")
 
 
 @main.group()
@@ -190,19 +156,24 @@ def targets() -> None:
 
 
 @targets.command("sync")
+@RULES_OPTION
 @click.option("--crm", type=CRM, required=True)
 @click.option("--dry-run", is_flag=True, help="Print the planned changes; write nothing.")
-def targets_sync(crm: str, dry_run: bool) -> None:
-    """Bring every comp-eligibility flag in step with the target account list now."""
+def targets_sync(rules_dir: str | None, crm: str, dry_run: bool) -> None:
+    """Bring every comp-eligibility flag in step with the target account list now.
 
-    runtime = _runtime()
-    rulebook = _rulebook(runtime)
+    When the working copy's target list differs from the live one, it is
+    published first (a new live version in which only the list changed).
+    """
+
+    made = runtime(settings(rules_dir))
+    require_credentials(made, crm)
+    if not publish_target_list(made, console, dry_run):
+        return
+    rulebook = live_rulebook(made)
     console.print(f"Target list {rulebook.targets.version}.")
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"targets sync {crm}", total=None)
-        accounts, outcome = sync_targets(
-            runtime, crm, dry_run=dry_run, progress=lambda n: progress.advance(task, n)
-        )
+    with progress(console, f"targets sync {crm}") as advance:
+        accounts, outcome = sync_targets(made, crm, dry_run=dry_run, progress=advance)
     if outcome is None:
         console.print("The target list has not changed since the last sync; nothing to do.")
         return
@@ -211,17 +182,9 @@ def targets_sync(crm: str, dry_run: bool) -> None:
     print_outcome(console, outcome, dry_run)
 
 
-def _run_sweep(runtime: Any, crm: str, plan: Any, dry_run: bool, trigger: str) -> None:
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"{trigger} {crm}", total=None)
-        outcome = run_sweep(
-            runtime,
-            crm,
-            plan,
-            dry_run=dry_run,
-            trigger=trigger,
-            progress=lambda n: progress.advance(task, n),
-        )
+def _run_sweep(made: Any, crm: str, plan: Any, dry_run: bool, trigger: str) -> None:
+    with progress(console, f"{trigger} {crm}") as advance:
+        outcome = run_sweep(made, crm, plan, dry_run=dry_run, trigger=trigger, progress=advance)
     print_outcome(console, outcome, dry_run)
 
 
@@ -231,7 +194,7 @@ def _run_sweep(runtime: Any, crm: str, plan: Any, dry_run: bool, trigger: str) -
 def explain(crm: str, opp_id: str) -> None:
     """The latest decision for one opportunity, why, and its history."""
 
-    if not print_explanation(_runtime().store, crm, opp_id, console):
+    if not print_explanation(runtime().store, crm, opp_id, console):
         raise click.ClickException(f"no decision recorded for {crm} {opp_id}")
 
 
@@ -262,11 +225,11 @@ def report(fmt: str, manager: str | None, rep: str | None, **options: Any) -> No
     """On-strategy share and win rates for the scope, trend against the baseline,
     patterns, reps to learn from, the top and cull lists, coaching."""
 
-    runtime = _runtime()
-    _rulebook(runtime)
+    made = runtime()
+    live_rulebook(made)
     try:
         ask = Ask(**{k: v.date() if hasattr(v, "date") else v for k, v in options.items()})
-        insights = runtime.insights
+        insights = made.insights
         if manager or rep:
             view = insights.manager_view(manager) if manager else insights.rep_view(rep, ask)
             if view is None:
@@ -295,7 +258,7 @@ def jobs() -> None:
 def jobs_failed() -> None:
     """List jobs that failed for good, with their reason."""
 
-    rows = failed_jobs(_runtime())
+    rows = failed_jobs(_redis_runtime())
     for job_id, name, reason in rows:
         click.echo(f"{job_id}  {name}  {reason}")
     click.echo(f"{len(rows)} failed job(s)")
@@ -307,5 +270,15 @@ def jobs_failed() -> None:
 def jobs_requeue(job_ids: tuple[str, ...], everything: bool) -> None:
     """Put failed jobs back on the queue."""
 
-    count = requeue(_runtime(), list(job_ids), everything)
+    if not job_ids and not everything:
+        raise click.UsageError("name the job ids to requeue, or use --all")
+    count = requeue(_redis_runtime(), list(job_ids), everything)
     click.echo(f"requeued {count} job(s)")
+
+
+def _redis_runtime() -> Runtime:
+    made = runtime()
+    if made.redis is None:
+        raise click.ClickException("ONSTRATEGY_REDIS_URL is not set; jobs live in Redis")
+    made.redis.ping()
+    return made

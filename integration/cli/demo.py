@@ -13,11 +13,11 @@ from collections import Counter
 
 from rich.console import Console
 from rich.panel import Panel
-from rich.progress import Progress
 from rich.table import Table
 
 from connectors.base import OpportunityQuery
 from connectors.sandbox_seed import seed
+from integration.cli.common import progress as progress_bar
 from integration.cli.insight_tables import (
     coaching_table,
     deals_table,
@@ -41,14 +41,13 @@ def run_demo(runtime: Runtime, console: Console, deals: int = 600) -> BatchOutco
     seeded = seed(connector, opportunities=deals, today=runtime.today())
     console.print(Panel.fit(rulebook.ruleset.strategy, title="Strategy"))
     total = sum(len(page) for page in connector.iter_opportunities(OpportunityQuery()))
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("Evaluating the pipeline", total=total)
+    with progress_bar(console, "Evaluating the pipeline", total) as advance:
         outcome = run_sweep(
             runtime,
             "sandbox",
             SweepPlan("demo", OpportunityQuery()),
             trigger="demo",
-            progress=lambda n: progress.advance(task, n),
+            progress=advance,
         )
     _print_summary(runtime, console, outcome, seeded)
     return outcome
@@ -82,7 +81,8 @@ def _print_summary(runtime: Runtime, console: Console, outcome: BatchOutcome, se
             f'  onstrategy report --rep "{learn}"      (a rep against their team)\n'
             f'  onstrategy report --manager "{manager}"  (a manager\'s coaching queue)\n'
             "  onstrategy rules check && onstrategy rules test\n"
-            "  onstrategy reconcile --crm sandbox --dry-run   (after editing rules/strategy.yaml)",
+            "  onstrategy rules preview   (after editing rules/strategy.yaml)\n"
+            "  onstrategy rules publish   (then: onstrategy rules history / rollback)",
             title="What next",
         )
     )

@@ -39,6 +39,7 @@ class Opportunity:
     stage: str = ""
     probability: int = 0
     close_date: str = ""  # YYYY-MM-DD, "" when unknown
+    created_date: str = ""  # YYYY-MM-DD, "" when unknown
     is_closed: bool = False
     is_won: bool = False
     type: str = ""
@@ -124,8 +125,17 @@ class Facts:
         return replace(self, owner=replace(self.owner, **changes))
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
 def _known(kind: type, data: dict[str, Any]) -> Any:
-    names = {f.name for f in fields(kind)}
+    try:
+        return kind(**data)  # the usual case: written by this version
+    except TypeError:
+        pass  # a key this version does not know (a newer writer): leave it out
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = frozenset(f.name for f in fields(kind))
     return kind(**{key: value for key, value in data.items() if key in names})
 
 
@@ -196,6 +206,7 @@ class Decision:
     ruleset_version: str = ""
     errors: tuple[str, ...] = ()
     frozen: bool = False
+    counts_as: str = "off"  # how the fit rule counts: on | approved | off
 
     @property
     def warning_text(self) -> str:

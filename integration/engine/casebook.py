@@ -9,6 +9,7 @@ a case does not depend on today's target list.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from integration.engine.ruleset import Ruleset
 from integration.engine.yamlsource import LocatedDict, Problem, load
 
 EXPECT_KEYS = ("fit", "reason", "comp_eligible", "warnings", "coaching", "frozen")
-CASE_KEYS = ("name", "opportunity", "account", "owner", "products", "crm", "expect")
+CASE_KEYS = ("name", "opportunity", "account", "owner", "products", "crm", "today", "expect")
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,11 @@ def _run_case(
         return None
     try:
         facts = case_facts(case)
+        today = _today(case.get("today"))
     except (TypeError, ValueError) as exc:
         problems.append(Problem(file, line, f"case {case.get('name')!r}: {exc}"))
         return None
-    decision = evaluate(facts, ruleset)
+    decision = evaluate(facts, ruleset, today)
     mismatches = tuple(
         (key, expected, actual(decision, key))
         for key, expected in case["expect"].items()
@@ -79,6 +81,16 @@ def _run_case(
     return CaseResult(
         file, line, str(case.get("name", f"case at line {line}")), mismatches, decision.errors
     )
+
+
+def _today(value: Any) -> date | None:
+    """A case may fix the evaluation date (``today: 2026-11-30``) so it never goes stale."""
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"today must be a date like 2026-11-30; got {value!r}") from None
 
 
 def _coerce(default: Any, value: Any, name: str) -> Any:

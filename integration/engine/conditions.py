@@ -16,7 +16,9 @@ condition against typed sample variables.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterator
+import difflib
+import re
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,7 @@ class Scope:
 
     segments: Collection[str]
     fit: bool = False
+    tags: tuple[str, ...] | None = None  # the tags fit can hold; None: not known here
 
 
 @dataclass(frozen=True)
@@ -118,27 +121,65 @@ def unknown_names(source: str, scope: Scope) -> list[str]:
             problems.append(_unknown_variable(name, scope))
     for root, field in _selections(tree):
         problems.extend(_field_problem(root, field, scope))
+    if scope.fit and scope.tags:
+        problems.extend(_unknown_tags(source, "fit" not in bound, scope.tags))
     return list(dict.fromkeys(problems))
+
+
+_STRING = r"(?:\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')"
+_FIT_COMPARED = re.compile(
+    rf"(?<![\w.])fit\s*(?:==|!=)\s*({_STRING})|({_STRING})\s*(?:==|!=)\s*fit(?![\w])"
+)
+_FIT_IN = re.compile(rf"(?<![\w.])fit\s+in\s*\[((?:\s*{_STRING}\s*,?)*)\]")
+
+
+def _unknown_tags(source: str, fit_is_free: bool, tags: tuple[str, ...]) -> list[str]:
+    """``fit == "Off-Strategy"`` when no fit rule gives that tag: it could never hold."""
+    if not fit_is_free:
+        return []
+    compared = [a or b for a, b in _FIT_COMPARED.findall(source)]
+    for listed in _FIT_IN.findall(source):
+        compared.extend(re.findall(_STRING, listed))
+    problems = []
+    for literal in compared:
+        tag = literal[1:-1]
+        if tag not in tags:
+            hint = suggest(tag, tags, quote='"')
+            problems.append(
+                f'fit is compared with "{tag}", a tag no fit rule gives '
+                f"(tags: {', '.join(tags)}){hint}"
+            )
+    return problems
+
+
+def suggest(name: str, known: Iterable[str], quote: str = "`") -> str:
+    """``; did you mean `x`?`` for the nearest known name, or ``""`` when none is near."""
+    candidates = list(known)
+    folded = {c.casefold(): c for c in candidates}
+    if name.casefold() in folded:
+        return f"; did you mean {quote}{folded[name.casefold()]}{quote}?"
+    near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {quote}{near[0]}{quote}?" if near else ""
 
 
 def _unknown_variable(name: str, scope: Scope) -> str:
     if name == "fit":
         return "'fit' is only known in warnings, coaching and compensation"
-    known = ", ".join(
-        sorted([*RECORD_FIELDS, *SCALARS, "segment"]) + (["fit"] if scope.fit else [])
-    )
-    return f"unknown variable '{name}' (known: {known})"
+    names = sorted([*RECORD_FIELDS, *SCALARS, "segment"]) + (["fit"] if scope.fit else [])
+    return f"unknown variable '{name}' (known: {', '.join(names)}){suggest(name, names)}"
 
 
 def _field_problem(root: str, field: str, scope: Scope) -> list[str]:
     if root == "segment":
         if field not in scope.segments:
             known = ", ".join(scope.segments) or "none defined before this point"
-            return [f"unknown segment 'segment.{field}' (known: {known})"]
+            hint = suggest(f"segment.{field}", [f"segment.{s}" for s in scope.segments])
+            return [f"unknown segment 'segment.{field}' (known: {known}){hint}"]
         return []
     declared = RECORD_FIELDS.get(root)
     if declared is not None and field not in declared:
-        return [f"unknown field '{root}.{field}' (known: {', '.join(declared)})"]
+        hint = suggest(f"{root}.{field}", [f"{root}.{name}" for name in declared])
+        return [f"unknown field '{root}.{field}' (known: {', '.join(declared)}){hint}"]
     return []
 
 

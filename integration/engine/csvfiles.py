@@ -29,14 +29,22 @@ def crm_of(row: dict[str, str], path: Path, line: int, problems: list[Problem]) 
 
 
 def read_rows(
-    path: Path, columns: Sequence[str], optional: Sequence[str] = ()
+    path: Path,
+    columns: Sequence[str],
+    optional: Sequence[str] = (),
+    raw: bytes | None = None,
 ) -> tuple[list[tuple[int, dict[str, str]]], list[Problem], str]:
-    """``(line, row)`` pairs, the problems, and the file's content hash."""
+    """``(line, row)`` pairs, the problems, and the file's content hash.
+
+    ``raw`` is the file's content when it comes from a published version rather
+    than the folder; ``path`` then only names it in problems.
+    """
     shown = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return [], [Problem(shown, 1, f"cannot read: {exc.strerror}")], ""
+    if raw is None:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            return [], [Problem(shown, 1, f"cannot read: {exc.strerror}")], ""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

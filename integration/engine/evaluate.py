@@ -34,11 +34,12 @@ _BOOL = {bool}
 class _Run:
     """The state of one evaluation: CEL context, template variables and errors so far."""
 
-    def __init__(self, facts: Facts, plan: Plan) -> None:
+    def __init__(self, facts: Facts, plan: Plan, today: str) -> None:
         self.facts = facts
         self.plan = plan
+        self.today = today
         self.context: Any = None
-        self.scope: dict[str, Any] = {}  # segment and fit, once known
+        self.scope: dict[str, Any] = {"today": today}  # and segment and fit, once known
         self.errors: list[str] = []
         self._variables: dict[str, Any] | None = None
 
@@ -51,7 +52,7 @@ class _Run:
 
     def holds(self, what: str, condition: Condition) -> bool:
         if self.context is None:
-            self.context = self.plan.context(self.facts)
+            self.context = self.plan.context(self.facts, self.today)
         try:
             return condition.holds(self.context)
         except Exception as exc:
@@ -71,15 +72,20 @@ class _Run:
             self.context.add_variable(name, value)
 
 
-def evaluate(facts: Facts, ruleset: Ruleset, *, one_program: bool = True) -> Decision:
-    """Apply every rule of ``ruleset`` to ``facts``.
+def evaluate(
+    facts: Facts, ruleset: Ruleset, today: date | None = None, *, one_program: bool = True
+) -> Decision:
+    """Apply every rule of ``ruleset`` to ``facts`` on the evaluation date ``today``.
 
+    ``today`` is a parameter (not read from a clock inside) so the same facts on
+    the same day always give the same decision; callers pass their own clock.
     ``one_program=False`` takes the step-by-step path for every opportunity (the
     benchmark and the tests compare the two: the decisions must be the same).
     """
     plan = plan_for(ruleset)
-    values = _all_at_once(facts, plan) if one_program else None
-    run = _Run(facts, plan)
+    day = (today or date.today()).isoformat()
+    values = _all_at_once(facts, plan, day) if one_program else None
+    run = _Run(facts, plan, day)
     if values is None:
         segments, fit_index = _segments_and_fit(run, ruleset)
     else:
@@ -128,15 +134,16 @@ def evaluate(facts: Facts, ruleset: Ruleset, *, one_program: bool = True) -> Dec
         ruleset_version=ruleset.version,
         errors=tuple(run.errors),
         frozen=is_frozen(facts, ruleset.freeze_closed_before),
+        counts_as=fit_rule.counts_as if fit_rule else "off",
     )
 
 
-def _all_at_once(facts: Facts, plan: Plan) -> list[bool] | None:
+def _all_at_once(facts: Facts, plan: Plan, today: str) -> list[bool] | None:
     """Every condition's value from the one program; ``None`` when any would be an error."""
     if plan.program is None:
         return None
     try:
-        values = plan.program.execute(plan.program_context(facts))
+        values = plan.program.execute(plan.program_context(facts, today))
     except Exception:
         return None
     if len(values) != plan.size or set(map(type, values)) != _BOOL:

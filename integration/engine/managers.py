@@ -33,15 +33,19 @@ class Managers:
         manager = self.manager_of(facts.crm, facts.owner.id, facts.owner.email)
         if not manager:
             return facts
-        return facts.with_owner(
-            manager_id=normalize(facts.crm, manager) if "@" not in manager else manager
-        )
+        manager_id = normalize(facts.crm, manager) if "@" not in manager else manager
+        if manager_id == facts.owner.manager_id:
+            return facts
+        return facts.with_owner(manager_id=manager_id)
 
 
-def load_managers(path: Path | None) -> tuple[Managers | None, list[Problem]]:
+def load_managers(
+    path: Path | None, raw: bytes | None = None
+) -> tuple[Managers | None, list[Problem]]:
+    """Parse the managers file (``raw``, or read from ``path``)."""
     if path is None:
         return Managers(), []
-    rows, problems, digest = read_rows(path, ("crm", "rep", "manager"))
+    rows, problems, digest = read_rows(path, ("crm", "rep", "manager"), (), raw)
     by_rep: dict[tuple[str, str], str] = {}
     lines: dict[tuple[str, str], int] = {}
     for line, row in rows:

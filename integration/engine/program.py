@@ -66,14 +66,14 @@ class Plan:
     flat: frozenset[str] = frozenset()  # records the program reads as scalars
     texts: TextCache = field(default_factory=lambda: TextCache())
 
-    def context(self, facts: Facts) -> Any:
+    def context(self, facts: Facts, today: str) -> Any:
         """A ``cel.Context`` holding only the roots and fields the conditions read."""
-        return cel.Context(cel_variables(facts, self.reads))
+        return cel.Context(cel_variables(facts, self.reads, today=today))
 
-    def program_context(self, facts: Facts) -> Any:
+    def program_context(self, facts: Facts, today: str) -> Any:
         """The same values for :attr:`program`, records it reads field by field as scalars
         (``account__employees``): converting a map into CEL costs as much as four scalars."""
-        return cel.Context(cel_variables(facts, self.reads, self.flat))
+        return cel.Context(cel_variables(facts, self.reads, self.flat, today))
 
 
 class TextCache:
@@ -121,10 +121,16 @@ def _frozen(value: Any) -> Any:
 
 
 def cel_variables(
-    facts: Facts, reads: dict[str, frozenset[str] | None], flat: frozenset[str] = frozenset()
+    facts: Facts,
+    reads: dict[str, frozenset[str] | None],
+    flat: frozenset[str] = frozenset(),
+    today: str = "",
 ) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for root, names in reads.items():
+        if root == "today":
+            values[root] = today
+            continue
         if root in flat and names is not None:
             record = getattr(facts, root)
             values.update((f"{root}__{n}", getattr(record, n)) for n in names)

@@ -13,7 +13,7 @@ from typing import Any
 
 import cel
 
-from integration.engine.conditions import Condition, Scope, compile_condition
+from integration.engine.conditions import Condition, Scope, compile_condition, suggest
 from integration.engine.templates import Template, compile_template, render_problem
 from integration.engine.variables import default_variables, sample_variables
 from integration.engine.yamlsource import LocatedDict, LocatedList, Problem
@@ -27,7 +27,7 @@ def _sample_contexts(scope: Scope) -> list[Any]:
     for variables in (sample_variables(), default_variables()):
         variables = dict(variables, segment={name: True for name in scope.segments})
         if scope.fit:
-            variables["fit"] = "On Strategy"
+            variables["fit"] = scope.tags[0] if scope.tags else "On Strategy"
         contexts.append(cel.Context(variables))
     return contexts
 
@@ -77,7 +77,8 @@ class Checker:
             if key not in allowed:
                 self.problem(
                     mapping.line_of(key),
-                    f"unknown key {key!r} in {what} (allowed: {', '.join(allowed)})",
+                    f"unknown key {key!r} in {what} (allowed: {', '.join(allowed)})"
+                    f"{suggest(str(key), allowed)}",
                 )
 
     def _get(self, mapping: LocatedDict, key: str, required: bool) -> tuple[Any, int, bool]:

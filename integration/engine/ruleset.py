@@ -25,12 +25,22 @@ RULE_FILE = "strategy.yaml"
 LOGICAL_FIELDS = ("fit", "reason", "warning", "comp_eligible", "exception_reason", "account_target")
 
 
+#: How a fit rule's deals count in shares and reports (contract: ``counts_as``).
+COUNTS_AS = ("on", "approved", "off")
+
+
+def default_counts_as(tag: str) -> str:
+    """``on`` for the tag "On Strategy" (any case or spacing), ``off`` for every other tag."""
+    return "on" if tag.casefold().split() == ["on", "strategy"] else "off"
+
+
 @dataclass(frozen=True)
 class FitRule:
     name: str
     condition: Condition
     tag: str
     reason: Template
+    counts_as: str = "off"
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,26 @@ class Ruleset:
         """Every tag the fit rules can give, in rule order (for picklists)."""
         return list(dict.fromkeys(rule.tag for rule in self.fit))
 
+    def counts_as(self, tag_or_rule: str) -> str:
+        """How deals given this tag (or decided by the fit rule of this name) count.
+
+        ``on``, ``approved`` or ``off``. A rule name wins over a tag; a tag no rule
+        gives (an older ruleset's) counts by the default. This is the one place
+        that knows which tag means "on strategy": reports, metrics and the
+        insights ask here instead of comparing with a literal tag.
+        """
+        for rule in self.fit:
+            if rule.name == tag_or_rule:
+                return rule.counts_as
+        for rule in self.fit:
+            if rule.tag == tag_or_rule:
+                return rule.counts_as
+        return default_counts_as(tag_or_rule)
+
+    def counts_on(self, tag_or_rule: str) -> bool:
+        """True when the tag or rule counts as on strategy."""
+        return self.counts_as(tag_or_rule) == "on"
+
     def field_overrides(self, crm: str) -> dict[str, str]:
         """The rule file's field-name overrides for one CRM."""
         return {**self.fields.get("*", {}), **self.fields.get(crm, {})}
@@ -86,11 +116,21 @@ class Ruleset:
 def load_ruleset(directory: str | Path) -> tuple[Ruleset | None, list[Problem]]:
     """Load and compile ``DIR/strategy.yaml``; a ruleset only when nothing is wrong."""
     path = Path(directory, RULE_FILE)
-    shown = str(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return None, [Problem(shown, 1, f"cannot read the rule file: {exc.strerror}")]
+        return None, [Problem(str(path), 1, f"cannot read the rule file: {exc.strerror}")]
+    return parse_ruleset(raw, directory)
+
+
+def parse_ruleset(
+    raw: bytes, directory: str | Path, version: str = ""
+) -> tuple[Ruleset | None, list[Problem]]:
+    """Compile the rule file's content; ``directory`` names it in problems.
+
+    ``version`` is the rulebook's (all its files); by default the file's own hash.
+    """
+    shown = str(Path(directory, RULE_FILE))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -101,7 +141,8 @@ def load_ruleset(directory: str | Path) -> tuple[Ruleset | None, list[Problem]]:
     if problems:
         return None, problems
     checker = Checker(shown)
-    ruleset = _build(document, checker, str(directory), hashlib.sha256(raw).hexdigest()[:12])
+    version = version or hashlib.sha256(raw).hexdigest()[:12]
+    ruleset = _build(document, checker, str(directory), version)
     if checker.problems or ruleset is None:
         return None, sorted(checker.problems, key=lambda p: p.line)
     return ruleset, []
@@ -129,9 +170,10 @@ def _build(doc: Any, c: Checker, directory: str, version: str) -> Ruleset | None
     strategy = c.text(doc, "strategy", required=True)
     segments, names = _segments(doc.get("segments"), doc.line_of("segments"), c)
     fit = _fit_rules(doc, c, names)
-    warnings = _warnings(doc.get("warnings"), doc.line_of("warnings"), c, names)
-    coaching, (cap, bound) = _coaching(doc.get("coaching"), doc.line_of("coaching"), c, names)
-    eligible, freeze = _compensation(doc, c, names)
+    scope = Scope(names, fit=True, tags=_raw_tags(doc.get("fit")))
+    warnings = _warnings(doc.get("warnings"), doc.line_of("warnings"), c, scope)
+    coaching, (cap, bound) = _coaching(doc.get("coaching"), doc.line_of("coaching"), c, scope)
+    eligible, freeze = _compensation(doc, c, scope)
     target_file, crm_field = _targets(doc.get("target_accounts"), doc.line_of("target_accounts"), c)
     managers_file = _managers(doc.get("managers"), doc.line_of("managers"), c)
     fields = _fields(doc.get("fields"), doc.line_of("fields"), c)
@@ -182,17 +224,22 @@ def _fit_rules(doc: LocatedDict, c: Checker, segments: list[str]) -> list[FitRul
     if not c.sequence(raw, doc.line_of("fit"), "fit", required=True):
         return []
     rules = []
+    tags = [item.get("tag") for item in raw if isinstance(item, LocatedDict)]
     for index, item in enumerate(raw):
         where = raw.line_of(index)
         if not c.mapping(item, where, f"fit rule {index + 1}"):
             continue
-        c.only_keys(item, ("name", "when", "tag", "reason"), f"fit rule {index + 1}")
+        c.only_keys(item, ("name", "when", "tag", "reason", "counts_as"), f"fit rule {index + 1}")
         condition = c.condition_key(item, "when", Scope(segments))
         tag = c.text(item, "tag", required=True)
         reason = c.template(item, "reason", required=True)
-        name = c.text(item, "name") or tag
+        name = c.text(item, "name") or _default_name(tag or "", index, tags)
+        if isinstance(item.get("counts_as"), bool):  # YAML 1.1 reads a bare on/off as true/false
+            item["counts_as"] = "on" if item["counts_as"] else "off"
+        counts = c.choice(item, "counts_as", COUNTS_AS, default=default_counts_as(tag or ""))
         if condition and tag and reason:
-            rules.append(FitRule(name, condition, tag, reason))
+            rules.append(FitRule(name, condition, tag, reason, counts))
+    _unique_names(rules, c, doc)
     if rules and rules[-1].condition.source.strip() != "true" and not c.problems:
         c.problem(
             raw.line_of(len(raw) - 1),
@@ -201,7 +248,20 @@ def _fit_rules(doc: LocatedDict, c: Checker, segments: list[str]) -> list[FitRul
     return rules
 
 
-def _warnings(raw: Any, line: int, c: Checker, segments: list[str]) -> list[WarningRule]:
+def _raw_tags(raw: Any) -> tuple[str, ...] | None:
+    """Every tag the fit rules give as written (even a rule with another problem)."""
+    if not isinstance(raw, list):
+        return None
+    tags = [item.get("tag") for item in raw if isinstance(item, dict)]
+    return tuple(dict.fromkeys(t for t in tags if isinstance(t, str))) or None
+
+
+def _default_name(tag: str, index: int, tags: list[Any]) -> str:
+    """An unnamed rule is named by its tag, or by tag and position when two rules share it."""
+    return tag if tags.count(tag) == 1 else f"{tag} #{index + 1}"
+
+
+def _warnings(raw: Any, line: int, c: Checker, scope: Scope) -> list[WarningRule]:
     if not c.sequence(raw, line, "warnings"):
         return []
     rules = []
@@ -210,7 +270,7 @@ def _warnings(raw: Any, line: int, c: Checker, segments: list[str]) -> list[Warn
             continue
         c.only_keys(item, ("name", "when", "message"), f"warning {index + 1}")
         name = c.text(item, "name", required=True)
-        condition = c.condition_key(item, "when", Scope(segments, fit=True))
+        condition = c.condition_key(item, "when", scope)
         message = c.template(item, "message", required=True)
         if name and condition and message:
             rules.append(WarningRule(name, condition, message))
@@ -218,7 +278,7 @@ def _warnings(raw: Any, line: int, c: Checker, segments: list[str]) -> list[Warn
 
 
 def _coaching(
-    raw: Any, line: int, c: Checker, segments: list[str]
+    raw: Any, line: int, c: Checker, scope: Scope
 ) -> tuple[list[CoachingRule], tuple[int, int]]:
     """The coaching rules, and (max_open_per_rep, queue_per_rep)."""
     if not c.mapping(raw, line, "coaching"):
@@ -229,11 +289,11 @@ def _coaching(
     tasks = raw.get("tasks")
     if not c.sequence(tasks, raw.line_of("tasks"), "coaching.tasks"):
         return [], (cap, bound)
-    rules = [_coaching_rule(item, tasks.line_of(i), c, segments) for i, item in enumerate(tasks)]
+    rules = [_coaching_rule(item, tasks.line_of(i), c, scope) for i, item in enumerate(tasks)]
     return [r for r in rules if r], (cap, bound)
 
 
-def _coaching_rule(item: Any, line: int, c: Checker, segments: list[str]) -> CoachingRule | None:
+def _coaching_rule(item: Any, line: int, c: Checker, scope: Scope) -> CoachingRule | None:
     if not c.mapping(item, line, "coaching task"):
         return None
     c.only_keys(
@@ -242,7 +302,7 @@ def _coaching_rule(item: Any, line: int, c: Checker, segments: list[str]) -> Coa
         "coaching task",
     )
     name = c.text(item, "name", required=True)
-    condition = c.condition_key(item, "when", Scope(segments, fit=True))
+    condition = c.condition_key(item, "when", scope)
     subject = c.template(item, "subject", required=True)
     body = c.template(item, "body", required=True)
     due = c.integer(item, "due_in_days", default=3, minimum=0)
@@ -254,13 +314,13 @@ def _coaching_rule(item: Any, line: int, c: Checker, segments: list[str]) -> Coa
 
 
 def _compensation(
-    doc: LocatedDict, c: Checker, segments: list[str]
+    doc: LocatedDict, c: Checker, scope: Scope
 ) -> tuple[Condition | None, date | None]:
     raw = doc.get("compensation")
     if not c.mapping(raw, doc.line_of("compensation"), "compensation", required=True):
         return None, None
     c.only_keys(raw, ("eligible_when", "freeze_closed_before"), "compensation")
-    condition = c.condition_key(raw, "eligible_when", Scope(segments, fit=True))
+    condition = c.condition_key(raw, "eligible_when", scope)
     freeze = raw.get("freeze_closed_before")
     if freeze is not None and not isinstance(freeze, date):
         c.problem(

@@ -44,6 +44,8 @@ class TargetList:
         )
         if not facts.account.id:
             on_list = self.crm_field and facts.account.crm_target_flag
+        if on_list == facts.account.on_target_list:
+            return facts  # nothing to change: no copy (this runs for every deal)
         return facts.with_account(on_target_list=on_list)
 
     def changed_accounts(self, newer: TargetList, crm: str) -> set[str]:
@@ -51,11 +53,13 @@ class TargetList:
         return set(self.accounts.get(crm, frozenset()) ^ newer.accounts.get(crm, frozenset()))
 
 
-def load_targets(path: Path | None, crm_field: bool) -> tuple[TargetList | None, list[Problem]]:
-    """Parse the CSV; ``None`` and the problems when anything is wrong."""
+def load_targets(
+    path: Path | None, crm_field: bool, raw: bytes | None = None
+) -> tuple[TargetList | None, list[Problem]]:
+    """Parse the CSV (``raw``, or read from ``path``); ``None`` and the problems when wrong."""
     if path is None:
         return TargetList(crm_field=crm_field), []
-    rows, problems, digest = read_rows(path, ("crm", "account_id"), optional=("name",))
+    rows, problems, digest = read_rows(path, ("crm", "account_id"), ("name",), raw)
     accounts: dict[str, set[str]] = {}
     names: dict[tuple[str, str], str] = {}
     seen: dict[tuple[str, str], tuple[int, str]] = {}

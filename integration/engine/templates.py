@@ -9,10 +9,14 @@ names are errors (``StrictUndefined``) so ``rules check`` catches a typo such as
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from integration.engine.conditions import suggest
+from integration.engine.variables import RECORD_FIELDS, SCALARS
 
 #: A CRM text field holds a line, not an essay.
 MAX_RENDERED = 1000
@@ -93,12 +97,48 @@ def compile_template(source: str) -> tuple[Template | None, str]:
         return None, f"template syntax error: {exc.message}"
 
 
+#: Names a message template may use besides the records and scalars.
+TEMPLATE_EXTRAS = ("segment", "fit")
+_NO_ATTRIBUTE = re.compile(r"'[^']*' has no attribute '([^']*)'|'([^']*)' is undefined")
+
+
+def unknown_template_names(source: str) -> list[str]:
+    """Variables and fields a template names that no opportunity has, in plain words.
+
+    Jinja itself would only say "'dict object' has no attribute 'nmae'" when the
+    template is rendered; this reads the template and names the field instead.
+    """
+    tree = ENV.parse(source)
+    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    roots = {*RECORD_FIELDS, *SCALARS, *TEMPLATE_EXTRAS, *bound, *ENV.globals}
+    problems = []
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load" and name.name not in roots:
+            problems.append(
+                f"template error: unknown variable '{name.name}'{suggest(name.name, sorted(roots))}"
+            )
+    for attr in tree.find_all(nodes.Getattr):
+        if isinstance(attr.node, nodes.Name) and attr.node.name in RECORD_FIELDS:
+            root, declared = attr.node.name, RECORD_FIELDS[attr.node.name]
+            if attr.attr not in declared and not attr.attr.startswith("_"):
+                hint = suggest(f"{root}.{attr.attr}", [f"{root}.{f}" for f in declared])
+                problems.append(f"template error: unknown field '{root}.{attr.attr}'{hint}")
+    return list(dict.fromkeys(problems))
+
+
 def render_problem(template: Template, variables: dict[str, Any]) -> str:
     """Render with sample variables; return the error in words, or ``""``."""
+    named = unknown_template_names(template.source)
+    if named:
+        return "; ".join(named)
     try:
         template.render(variables)
     except TemplateError as exc:
-        return f"template error: {exc.message or exc}"
+        message = exc.message or str(exc)
+        match = _NO_ATTRIBUTE.search(message)
+        if match:
+            return f"template error: '{match.group(1) or match.group(2)}' is not a known name"
+        return f"template error: {message}"
     except Exception as exc:  # the sandbox raises SecurityError and friends
         return f"template error: {exc}"
     return ""

@@ -24,6 +24,7 @@ RECORD_FIELDS: dict[str, dict[str, str]] = {
         "stage": "string",
         "probability": "int",
         "close_date": "string",
+        "created_date": "string",
         "is_closed": "bool",
         "is_won": "bool",
         "type": "string",
@@ -49,7 +50,7 @@ RECORD_FIELDS: dict[str, dict[str, str]] = {
 }
 
 #: Plain variables (not records).
-SCALARS: dict[str, str] = {"products": "list(string)", "crm": "string"}
+SCALARS: dict[str, str] = {"products": "list(string)", "crm": "string", "today": "string"}
 
 #: Where ``fit`` may be used (it is decided by the fit rules themselves).
 SECTIONS_WITH_FIT = ("warnings", "coaching", "compensation")
@@ -70,7 +71,7 @@ _check_model_matches()
 
 def default_variables(crm: str = "sandbox") -> dict[str, Any]:
     """Variables for an opportunity the CRM knows nothing about: all defaults."""
-    return Facts(crm=crm, opportunity=Opportunity(id="")).to_variables()
+    return dict(Facts(crm=crm, opportunity=Opportunity(id="")).to_variables(), today="2026-12-01")
 
 
 def sample_variables() -> dict[str, Any]:
@@ -85,6 +86,7 @@ def sample_variables() -> dict[str, Any]:
             stage="Negotiation",
             probability=80,
             close_date="2026-12-15",
+            created_date="2026-06-01",
             is_closed=False,
             is_won=False,
             type="New Business",
@@ -102,4 +104,4 @@ def sample_variables() -> dict[str, Any]:
         ),
         owner=Owner(id="U-1", name="Dana Reyes", email="dana@example.com", manager_id="U-9"),
         products=("Data Platform",),
-    ).to_variables()
+    ).to_variables() | {"today": "2026-12-01"}

@@ -24,6 +24,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        if not self.line:  # not about a line of a file (the store, nothing published)
+            return f"{self.file}: {self.message}"
         return f"{self.file}:{self.line}: {self.message}"
 
 

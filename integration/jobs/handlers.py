@@ -150,3 +150,26 @@ def _summary(outcome: BatchOutcome) -> dict[str, Any]:
         "tasks_created": len(outcome.coaching.created),
         "tasks_closed": len(outcome.coaching.closed),
     }
+
+
+@retried
+def reevaluate_published(crm: str, ids: Sequence[str], publication: int) -> dict[str, Any]:
+    """Bring these opportunities in step with a newly published version.
+
+    The job names the publication it was queued for: a worker that has not yet
+    noticed it asks the store now, so the work never runs under the older rules.
+    """
+    rt = runtime()
+    if (rt.rules.live_id or 0) < publication:
+        rt.rules.refresh()
+    if (rt.rules.live_id or 0) < publication:
+        raise RulesUnavailable(rt.rules.problems)
+    outcome = rt.processor(crm, trigger="publish").process_ids(list(ids))
+    return _summary(outcome)
+
+
+@retried
+def refresh_coaching_job(crm: str) -> dict[str, Any]:
+    """After a publish: free slots (a raised cap, closed tasks) take the next queued tasks."""
+    outcome = refresh_coaching(runtime(), crm)
+    return {"tasks_created": len(outcome.created), "queued": outcome.queued}

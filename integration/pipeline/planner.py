@@ -90,8 +90,8 @@ def close_reason(decision: Decision, facts: Facts) -> str:
     if facts.opportunity.is_closed:
         outcome = "won" if facts.opportunity.is_won else "lost"
         return f"Closed by OnStrategy: the deal was closed {outcome}."
-    if decision.fit == "On Strategy":
-        return "Closed by OnStrategy: the deal is now On Strategy."
-    if "Approved" in decision.fit:
+    if decision.counts_as == "on":
+        return f"Closed by OnStrategy: the deal is now {decision.fit}."
+    if decision.counts_as == "approved":
         return f"Closed by OnStrategy: the exception was approved ({decision.reason})."
     return "Closed by OnStrategy: the coaching rule no longer applies to this deal."

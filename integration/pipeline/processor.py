@@ -175,7 +175,7 @@ class Processor:
     def _plan(self, record: OpportunityRecord) -> PlannedChange:
         rulebook = self.rulebook
         facts = rulebook.managers.resolve(rulebook.targets.resolve(record.facts))
-        decision = evaluate(facts, rulebook.ruleset)
+        decision = evaluate(facts, rulebook.ruleset, self.today())
         return PlannedChange(decision, facts, plan_fields(decision, record.current))
 
     def _write(self, planned: Sequence[PlannedChange]) -> dict[str, WriteResult]:

@@ -104,12 +104,8 @@ def counts_as(ruleset: Ruleset, fit_rule: str, fit: str) -> str:
     The one place the insights ask; a ruleset that names ``counts_as`` per fit rule
     answers by rule name first, then by tag.
     """
-    ask = getattr(ruleset, "counts_as", None)
-    if ask is not None:
-        return ask(fit_rule or fit)
-    if fit == "On Strategy":
-        return "on"
-    return "approved" if "(Approved)" in fit else "off"
+    known = any(rule.name == fit_rule for rule in ruleset.fit)
+    return ruleset.counts_as(fit_rule if known else fit)
 
 
 @dataclass

@@ -9,11 +9,14 @@ rows; rendering lives in :mod:`integration.report_render`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ON_STRATEGY = "On Strategy"
+from integration.engine.ruleset import default_counts_as
+
+#: How a tag counts (``on``, ``approved``, ``off``): the live ruleset's ``counts_as``.
+CountsAs = Callable[[str], str]
 
 
 @dataclass
@@ -42,13 +45,14 @@ class Line:
     def comp_share(self) -> float:
         return self.comp_eligible / self.opportunities if self.opportunities else 0.0
 
-    def add(self, row: Any) -> None:
+    def add(self, row: Any, counts_as: CountsAs = default_counts_as) -> None:
         self.opportunities += 1
         self.amount += row.amount or 0.0
-        if row.fit == ON_STRATEGY:
+        kind = counts_as(row.fit or "")
+        if kind == "on":
             self.on_strategy += 1
             self.on_strategy_amount += row.amount or 0.0
-        elif "Approved" in (row.fit or ""):
+        elif kind == "approved":
             self.approved_exceptions += 1
         self.comp_eligible += bool(row.comp_eligible)
         self.warnings += bool(row.warning)
@@ -113,14 +117,23 @@ def _group(row: Any, by: str) -> str:
     return row.owner_name or row.owner_id or "(no owner)"
 
 
-def build(latest: Iterable[Any], history: Iterable[Any], tasks: Iterable[tuple], by: str) -> Report:
-    """The report from the latest decisions, the full history and the task summary."""
+def build(
+    latest: Iterable[Any],
+    history: Iterable[Any],
+    tasks: Iterable[tuple],
+    by: str,
+    counts_as: CountsAs = default_counts_as,
+) -> Report:
+    """The report from the latest decisions, the full history and the task summary.
+
+    ``counts_as`` is the live ruleset's: which tags count as on strategy.
+    """
     total = Line("All")
     groups: dict[str, Line] = {}
     for row in latest:
-        total.add(row)
-        groups.setdefault(_group(row, by), Line(_group(row, by))).add(row)
-    weeks, baselines = weekly_trend(history, by)
+        total.add(row, counts_as)
+        groups.setdefault(_group(row, by), Line(_group(row, by))).add(row, counts_as)
+    weeks, baselines = weekly_trend(history, by, counts_as)
     for name, line in groups.items():
         line.baseline_share = baselines.get(name)
     total.baseline_share = weeks[0].share if weeks else None
@@ -139,7 +152,9 @@ class _Seen:
     group: str
 
 
-def weekly_trend(history: Iterable[Any], by: str = "owner") -> tuple[list[Week], dict[str, float]]:
+def weekly_trend(
+    history: Iterable[Any], by: str = "owner", counts_as: CountsAs = default_counts_as
+) -> tuple[list[Week], dict[str, float]]:
     """The share at the end of each ISO week (replaying decisions in order), and each
     group's share at the end of the first week: the baseline it is measured against."""
     state: dict[tuple[str, str], _Seen] = {}
@@ -150,30 +165,30 @@ def weekly_trend(history: Iterable[Any], by: str = "owner") -> tuple[list[Week],
         year, week, _ = row.decided_at.isocalendar()
         label = f"{year}-W{week:02d}"
         if current is not None and label != current:
-            weeks.append(_snapshot(current, state.values()))
-            baselines = baselines or _group_shares(state.values())
+            weeks.append(_snapshot(current, state.values(), counts_as))
+            baselines = baselines or _group_shares(state.values(), counts_as)
         current = label
         seen = _Seen(
             row.fit, row.amount or 0.0, bool(row.comp_eligible), row.warning or "", _group(row, by)
         )
         state[(row.crm, row.opportunity_id)] = seen
     if current is not None:
-        weeks.append(_snapshot(current, state.values()))
-        baselines = baselines or _group_shares(state.values())
+        weeks.append(_snapshot(current, state.values(), counts_as))
+        baselines = baselines or _group_shares(state.values(), counts_as)
     return weeks, baselines
 
 
-def _group_shares(rows: Iterable[_Seen]) -> dict[str, float]:
+def _group_shares(rows: Iterable[_Seen], counts_as: CountsAs) -> dict[str, float]:
     lines: dict[str, Line] = {}
     for row in rows:
-        lines.setdefault(row.group, Line(row.group)).add(row)
+        lines.setdefault(row.group, Line(row.group)).add(row, counts_as)
     return {name: line.share for name, line in lines.items()}
 
 
-def _snapshot(label: str, rows: Iterable[Any]) -> Week:
+def _snapshot(label: str, rows: Iterable[Any], counts_as: CountsAs) -> Week:
     line = Line(label)
     for row in rows:
-        line.add(row)
+        line.add(row, counts_as)
     return Week(label, round(line.share, 4), round(line.share_by_amount, 4), line.opportunities)
 
 

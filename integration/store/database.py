@@ -33,7 +33,9 @@ from integration.store.models import (
     WatermarkRow,
     WriteRow,
 )
+from integration.store.state import CurrentState
 from integration.store.tasks import TaskStore
+from integration.store.versions import VersionStore
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_ID = 7_306_110  # a constant shared by every OnStrategy process
@@ -77,6 +79,8 @@ class Store:
         self.engine = _engine(url)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
         self.tasks = TaskStore(self.session)
+        self.versions = VersionStore(self.session)
+        self.current = CurrentState(self.engine, self.session)
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest revision.

@@ -140,6 +140,26 @@ class StateRow(Base):
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class RuleVersionRow(Base):
+    """A published rulebook: every file's content, who published it, when and why.
+
+    One row per publication (a rollback is a new row with an earlier content), so
+    the newest row is the live version and every process finds it with one
+    indexed read of the highest id.
+    """
+
+    __tablename__ = "rule_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(40), index=True)  # hash of every file
+    files: Mapped[str] = mapped_column(Text)  # JSON {name: {"text"|"base64": content}}
+    hashes: Mapped[str] = mapped_column(Text, default="{}")  # JSON {name: sha256}
+    target_list_version: Mapped[str] = mapped_column(String(40), default="")
+    published_by: Mapped[str] = mapped_column(String(255), default="")
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 class TaskRow(Base):
     """A coaching task the service created (or queued, waiting for a free slot)."""
 
