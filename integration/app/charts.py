@@ -134,9 +134,10 @@ def _week_labels(weeks: list[str]) -> str:
     shown = set(range(0, len(weeks), step))
     if len(weeks) - 1 - max(shown) >= step / 2:  # the last week, unless it would overlap
         shown.add(len(weeks) - 1)
+    last = len(weeks) - 1
     return "".join(
         f'<text class="axis" x="{_x(i, len(weeks)):.1f}" y="{HEIGHT - BOTTOM + 16}" '
-        f'text-anchor="middle">{escape(weeks[i][2:])}</text>'
+        f'text-anchor="{"end" if i == last and last else "middle"}">{escape(weeks[i][2:])}</text>'
         for i in sorted(shown)
     )
 
