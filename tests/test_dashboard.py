@@ -10,6 +10,7 @@ from datetime import date
 import pytest
 from click.testing import CliRunner
 
+from integration.app import charts
 from integration.app.factory import create_app
 from integration.app.insights_source import Query
 from integration.app.present import Presenter
@@ -186,3 +187,18 @@ def test_charts_have_text_and_table_fallbacks(pipeline, client):
     ).test_client()
     form = signin.get("/signin").get_data(as_text=True)
     assert '<label for="token">' in form and 'id="token"' in form
+
+
+def test_trend_chart_marks_the_baseline_and_the_weeks_the_rules_changed():
+    trend = [
+        {"week": "2026-W01", "new_share": 0.2, "won_share": None, "ruleset_changed": False},
+        {"week": "2026-W02", "new_share": 0.3, "won_share": 0.5, "ruleset_changed": True},
+        {"week": "2026-W03", "new_share": 0.6, "won_share": 0.7, "ruleset_changed": False},
+    ]
+    baseline = {"from": "2026-01-01", "to": "2026-01-07", "new_share": 0.2, "won_share": None}
+    svg = str(charts.trend_chart(trend, baseline))
+    assert svg.count('class="rules-mark"') == 1 and "Rules changed in 2026-W02" in svg
+    assert svg.count('<rect class="band"') == 1 and svg.count('class="base s-new"') == 1
+    assert svg.count('<path class="series s-new"') == 1
+    assert svg.count('<circle class="dot s-won"') == 2  # no point for a week with no bookings
+    assert "Rules changed in 2026-W02." in svg  # said in the description too
