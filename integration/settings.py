@@ -52,7 +52,7 @@ class Settings:
     salesforce_webhook_secret: str = _secret()
     salesforce_multi_currency: bool = False
     salesforce_integration_user_id: str = ""
-    reconcile_interval_minutes: int = 0  # 0 = no scheduled sweep
+    reconcile_interval_minutes: int = 60  # the safety net for missed webhooks; 0 = off
     retention_days: int = 90  # history (events, decisions, writes) kept by `store prune`
 
     @property
@@ -111,7 +111,7 @@ class Settings:
             salesforce_integration_user_id=_user_id(get("SALESFORCE_INTEGRATION_USER_ID")),
             retention_days=_int(get("RETENTION_DAYS", "90"), "ONSTRATEGY_RETENTION_DAYS") or 90,
             reconcile_interval_minutes=_int(
-                get("RECONCILE_INTERVAL_MINUTES", "0"), "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES"
+                get("RECONCILE_INTERVAL_MINUTES", "60"), "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES"
             ),
         )
         values["crms"] = _crms(get("CRM"), values)

@@ -24,6 +24,7 @@ from redis import Redis
 from connectors.sandbox import SandboxConnector
 from integration.domain.events import ChangeEvent
 from integration.jobs.queues import make_queue
+from integration.jobs.schedule import JOB_ID as RECONCILE_JOB
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store.database import Store
@@ -145,7 +146,8 @@ class FaultWorld:
 
     def busy(self) -> bool:
         q = self.queue
-        return bool(q.count or q.started_job_registry.count or q.scheduled_job_registry.count)
+        scheduled = set(q.scheduled_job_registry.get_job_ids()) - {RECONCILE_JOB}
+        return bool(q.count or q.started_job_registry.count or scheduled)
 
     def wait_idle(self, timeout: float, settle: float = 1.0) -> None:
         """Until no job is queued, running or scheduled (twice, ``settle`` apart)."""

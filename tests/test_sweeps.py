@@ -237,11 +237,14 @@ def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the
     assert first["sandbox"] > 0  # no watermark yet: every open opportunity
     assert sqlite_store.watermark("sandbox", "reconciled-at")
     assert make_queue(redis_conn).scheduled_job_registry.count == 1
-    # The next sweep re-reads what the first one wrote (a rep may have edited those deals
-    # during the sweep too) and writes nothing; from then on only real changes are read.
-    scheduled_reconcile()
+    # The next sweeps re-read what the first one wrote (a rep may have edited those deals
+    # during the sweep too; the lookback reads the last minutes again) and write nothing.
+    second = scheduled_reconcile()["sandbox"]
+    assert second > 0
     sandbox.set_opportunity("OPP-00001", amount=123456)
-    assert scheduled_reconcile()["sandbox"] == 1
+    writes = len(sqlite_store.history("sandbox", "OPP-00001"))
+    assert scheduled_reconcile()["sandbox"] >= 1
+    assert len(sqlite_store.history("sandbox", "OPP-00001")) == writes + 1  # the change is read
 
 
 def test_transient_failure_of_a_target_sync_is_retried_with_the_same_arguments(

@@ -9,7 +9,7 @@ job id means several workers never schedule the same sweep twice.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from integration.jobs.context import current as current_runtime
@@ -18,6 +18,16 @@ from integration.pipeline.sweep import reconcile_plan, run_sweep
 
 log = logging.getLogger(__name__)
 JOB_ID = "onstrategy-scheduled-reconcile"
+#: How far before the last sweep's start the next one reads changes.
+LOOKBACK = timedelta(minutes=10)
+
+
+def with_lookback(watermark: str) -> str | None:
+    """The last sweep's start, moved back by ``LOOKBACK``: a change stamped just before
+    it (clocks, a write in flight) is read again rather than missed. ``None``: never swept."""
+    if not watermark:
+        return None
+    return (datetime.fromisoformat(watermark) - LOOKBACK).isoformat()
 
 
 def schedule_reconcile(runtime: Any) -> bool:
@@ -37,7 +47,7 @@ def scheduled_reconcile() -> dict[str, int]:
     runtime = current_runtime()
     done = {}
     for crm in runtime.settings.crms:
-        since = runtime.store.watermark(crm, "reconciled-at") or None
+        since = with_lookback(runtime.store.watermark(crm, "reconciled-at"))
         outcome = run_sweep(runtime, crm, reconcile_plan(runtime.rulebook(), since))
         done[crm] = outcome.evaluated
     make_queue(runtime.redis).enqueue_in(
