@@ -144,6 +144,12 @@ class FaultWorld:
             reasons.append(text.strip().splitlines()[-1] if text.strip() else "?")
         return reasons
 
+    def started(self, function: str) -> bool:
+        """A job of ``function`` is running now."""
+        ids = self.queue.started_job_registry.get_job_ids()
+        jobs = self.queue.job_class.fetch_many(ids, self.redis) if ids else []
+        return any(job is not None and function in job.func_name for job in jobs)
+
     def busy(self) -> bool:
         q = self.queue
         scheduled = set(q.scheduled_job_registry.get_job_ids()) - {RECONCILE_JOB}

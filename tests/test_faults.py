@@ -99,17 +99,17 @@ def test_worker_killed_mid_job_loses_no_acknowledged_work(sqlite_world):
     try:
         RedisIntake(world.redis).submit([world.event(opp, f"k-{opp}") for opp in deals])
         world.start_workers(1)
-        deadline = time.monotonic() + 30
-        while not world.queue.started_job_registry.count and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while not world.started("evaluate_opportunities") and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert world.queue.started_job_registry.count, "the job never started"
+        assert world.started("evaluate_opportunities"), "the job never started"
         time.sleep(0.5)
         world.kill_worker(world.workers[0])
     finally:
         crm_lock.execute("ROLLBACK")
         crm_lock.close()
     world.start_workers(1)
-    world.wait_idle(timeout=150)
+    world.wait_idle(timeout=200)
     world.check_promises()
     world.check_fields({opp: "Off Strategy" for opp in deals})
     assert world.failures() == []
