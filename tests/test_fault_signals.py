@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from rq.executions import Execution
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from integration.app.factory import create_app
 from integration.jobs.handlers import is_transient
+from integration.jobs.queues import make_queue
 from integration.jobs.worker import reason_line
 from integration.store.database import Store
 
@@ -45,3 +49,19 @@ def test_metrics_show_store_up_and_no_slot_mismatch(runtime):
     text = create_app(runtime=runtime).test_client().get("/metrics").get_data(as_text=True)
     assert "onstrategy_store_up 1.0" in text
     assert "onstrategy_coaching_slot_mismatch_reps 0.0" in text
+
+
+def test_metrics_show_the_age_of_the_oldest_running_job(runtime, redis_conn):
+    """A job whose worker died stays "started" until RQ finds it abandoned: its age shows."""
+    app = create_app(runtime=runtime)
+    runtime.redis = redis_conn
+    queue = make_queue(redis_conn)
+    job = queue.enqueue(len, "abc")
+    job.started_at = datetime.now(UTC) - timedelta(seconds=90)
+    job.save()
+    with redis_conn.pipeline() as pipeline:  # as a worker does when it starts the job
+        Execution.create(job, 600, pipeline=pipeline, worker_name="gone")
+        pipeline.execute()
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    line = next(x for x in text.splitlines() if x.startswith("onstrategy_oldest_started_job_"))
+    assert 89 <= float(line.split()[-1]) < 120
