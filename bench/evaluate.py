@@ -36,6 +36,8 @@ from typing import Any
 from json_logic import jsonLogic
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The evaluation date, passed in as the pipeline passes its clock's date.
+TODAY = date(2026, 11, 26)
 sys.path.insert(0, str(ROOT))
 
 from bench.cel_engines import _facts  # noqa: E402
@@ -172,7 +174,7 @@ def full(d: Decision) -> tuple:
 
 
 def sample_facts(count: int) -> list[Facts]:
-    sample = build(opportunities=count, today=date(2026, 11, 26))
+    sample = build(opportunities=count, today=TODAY)
     accounts = {a["id"]: a for a in sample.accounts}
     listed = {account_id for account_id, _ in sample.target_list}
     owners = {o["id"]: o for o in sample.owners}
@@ -190,8 +192,8 @@ def rule_test_facts() -> list[Facts]:
 
 def check_identical(ruleset: Ruleset, samples: list[Facts], cases: list[Facts]) -> None:
     for facts in [*samples, *cases]:
-        fast = evaluate(facts, ruleset)
-        step = evaluate(facts, ruleset, one_program=False)
+        fast = evaluate(facts, ruleset, TODAY)
+        step = evaluate(facts, ruleset, TODAY, one_program=False)
         assert full(fast) == full(step), (facts.opportunity.id, fast, step)
     for facts in samples:
         expected = outcome(evaluate(facts, ruleset))
@@ -227,8 +229,8 @@ def main() -> None:
     )
     engines = {
         "plain Python floor (no text)": floor,
-        "evaluate() as the pipeline calls it": lambda f: evaluate(f, ruleset),
-        "evaluate(), step by step": lambda f: evaluate(f, ruleset, one_program=False),
+        "evaluate() as the pipeline calls it": lambda f: evaluate(f, ruleset, TODAY),
+        "evaluate(), step by step": lambda f: evaluate(f, ruleset, TODAY, one_program=False),
         "panzi-json-logic (no text)": json_logic,
     }
     best = timed(engines, samples, options.rounds)

@@ -161,3 +161,52 @@ def test_coaching_text_is_the_rendered_text_when_read(rules_dir):
     [task] = [t for t in decision.coaching if t.rule == "big-off-strategy-deal"]
     assert task.subject == "Coach Dana Reyes: large off-strategy deal Big one"
     assert "Shopright (500,000, Negotiation)" in task.body
+
+
+def test_cached_text_is_keyed_by_the_fields_its_template_reads(tmp_path):
+    # The text cache keys a template by the record fields it reads (``account.name``)
+    # or, when a record is used any other way (``account["name"]``), by all of it;
+    # values of different types (1000 and 1000.0) never share a text.
+    ruleset = _ruleset(
+        tmp_path,
+        """\
+strategy: s
+segments:
+  big: opportunity.amount >= 1000
+fit:
+  - when: segment.big
+    tag: Big
+    reason: "{{ account.name }} at {{ opportunity.amount }}"
+  - when: "true"
+    tag: Small
+    reason: "{{ account['name'] }} small"
+warnings:
+  - name: w
+    when: fit == "Big"
+    message: "{{ fit }} for {{ owner.name }}"
+compensation:
+  eligible_when: "true"
+""",
+    )
+    steel = Account(id="A", name="Steel", industry="Manufacturing")
+    clinic = Account(id="A", name="Clinic", industry="Manufacturing")
+    ana, bo = Owner(name="Ana"), Owner(name="Bo")
+    seen = [
+        _same(ruleset, facts(account=steel, amount=1000, owner=ana)),
+        _same(ruleset, facts(account=steel, amount=1000.0, owner=ana)),
+        _same(ruleset, facts(account=clinic, amount=1000.0, owner=bo)),
+        _same(ruleset, facts(account=steel, amount=5.0)),
+        _same(ruleset, facts(account=clinic, amount=5.0)),
+    ]
+    assert [d.reason for d in seen] == [
+        "Steel at 1000",
+        "Steel at 1000.0",
+        "Clinic at 1000.0",
+        "Steel small",
+        "Clinic small",
+    ]
+    assert [w.message for d in seen for w in d.warnings] == [
+        "Big for Ana",
+        "Big for Ana",
+        "Big for Bo",
+    ]

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from integration.domain.model import CoachingTask, Decision, Facts, Warning
 from integration.engine.conditions import Condition
 from integration.engine.program import Plan, plan_for
-from integration.engine.ruleset import Ruleset
+from integration.engine.ruleset import CoachingRule, FitRule, Ruleset, WarningRule
 from integration.engine.templates import Template
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,17 @@ class _Run:
         self.scope: dict[str, Any] = {"today": today}  # and segment and fit, once known
         self.errors: list[str] = []
         self._variables: dict[str, Any] | None = None
+        self._merged: dict[str, Any] | None = None  # with the scope, until it changes
 
     @property
     def variables(self) -> dict[str, Any]:
-        """The template variables (every field), built on the first render."""
-        if self._variables is None:
-            self._variables = self.facts.to_variables()
-        return {**self._variables, **self.scope}
+        """The template variables (every field), built on the first render and kept
+        until the scope changes (one merge per phase, not one per rendered text)."""
+        if self._merged is None:
+            if self._variables is None:
+                self._variables = self.facts.to_variables()
+            self._merged = {**self._variables, **self.scope}
+        return self._merged
 
     def holds(self, what: str, condition: Condition) -> bool:
         if self.context is None:
@@ -61,15 +66,34 @@ class _Run:
 
     def render(self, what: str, template: Template) -> str:
         try:
-            return self.plan.texts.render(template, self.variables)
+            return self.plan.texts.render(template, self.facts, self.scope, lambda: self.variables)
         except Exception as exc:
             self.errors.append(f"{what}: {exc}")
             return template.source
 
     def set(self, name: str, value: Any) -> None:
         self.scope[name] = value
+        self._merged = None
         if self.context is not None:
             self.context.add_variable(name, value)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What the conditions' values decide, text apart: which segments hold, the fit
+    rule, the warnings, coaching and compensation, and the rules fired. The same for
+    every opportunity whose conditions give the same values, so the one-program path
+    works it out once per set of values (:func:`_shape_of`)."""
+
+    segments: dict[str, bool]
+    fit_rule: FitRule | None
+    warned: tuple[WarningRule, ...]
+    coached: tuple[CoachingRule, ...]
+    eligible: bool
+    fired: tuple[str, ...]
+
+
+MAX_SHAPES = 4096  # sets of condition values kept per ruleset (in practice a few dozen)
 
 
 def evaluate(
@@ -88,54 +112,94 @@ def evaluate(
     run = _Run(facts, plan, day)
     if values is None:
         segments, fit_index = _segments_and_fit(run, ruleset)
+        reason = _reason(run, ruleset.fit[fit_index] if fit_index is not None else None)
+        shape = _step_by_step(run, ruleset, segments, fit_index)
     else:
-        count = len(ruleset.segments)
-        segments = dict(zip(plan.segment_names, values, strict=False))
-        fits = values[count : count + len(ruleset.fit)]
-        fit_index = fits.index(True) if True in fits else None
-        run.scope["segment"] = segments
-    fit_rule = ruleset.fit[fit_index] if fit_index is not None else None
-    fit = fit_rule.tag if fit_rule else ""
-    reason = run.render(f"fit {fit_rule.name} reason", fit_rule.reason) if fit_rule else ""
-    run.set("fit", fit)
-    if values is not None:
-        later = values[len(ruleset.segments) + len(ruleset.fit) :]
-        warned = later[: len(ruleset.warnings)]
-    else:
-        warned = [run.holds(f"warning {r.name}", r.condition) for r in ruleset.warnings]
+        shape = _shape_of(plan, ruleset, values)
+        run.set("segment", shape.segments)
+        reason = _reason(run, shape.fit_rule)
+    fit_rule = shape.fit_rule
     warnings = tuple(
         Warning(rule.name, run.render(f"warning {rule.name}", rule.message))
-        for rule, hit in zip(ruleset.warnings, warned, strict=True)
-        if hit
-    )
-    if values is not None:
-        coached, eligible = later[len(ruleset.warnings) : -1], later[-1]
-    else:
-        coached = [run.holds(f"coaching {r.name}", r.condition) for r in ruleset.coaching]
-        eligible = run.holds("compensation", ruleset.eligible_when)
-    coaching = tuple(_coaching(run, ruleset, coached))
-    fired = (
-        *(f"segment:{n}" for n, hit in segments.items() if hit),
-        *([f"fit:{fit_rule.name}"] if fit_rule else []),
-        *(f"warning:{w.rule}" for w in warnings),
-        *(f"coaching:{t.rule}" for t in coaching),
-        *(["compensation"] if eligible else []),
+        for rule in shape.warned
     )
     return Decision(
         crm=facts.crm,
         opportunity_id=facts.opportunity.id,
-        fit=fit,
+        fit=fit_rule.tag if fit_rule else "",
         reason=reason,
         fit_rule=fit_rule.name if fit_rule else "",
         warnings=warnings,
-        coaching=coaching,
-        comp_eligible=eligible,
-        fired=fired,
+        coaching=tuple(_coaching(run, shape.coached)),
+        comp_eligible=shape.eligible,
+        fired=shape.fired,
         ruleset_version=ruleset.version,
         errors=tuple(run.errors),
         frozen=is_frozen(facts, ruleset.freeze_closed_before),
         counts_as=fit_rule.counts_as if fit_rule else "off",
     )
+
+
+def _shape_of(plan: Plan, ruleset: Ruleset, values: list[bool]) -> _Shape:
+    """The shape for the one program's values, made once per set of values."""
+    key = tuple(values)
+    shape = plan.shapes.get(key)
+    if shape is None:
+        count, fits = len(ruleset.segments), len(ruleset.fit)
+        flags = values[count : count + fits]
+        later = values[count + fits :]
+        warns = len(ruleset.warnings)
+        shape = _make_shape(
+            ruleset,
+            dict(zip(plan.segment_names, values, strict=False)),
+            flags.index(True) if True in flags else None,
+            later[:warns],
+            later[warns:-1],
+            later[-1],
+        )
+        if len(plan.shapes) >= MAX_SHAPES:
+            plan.shapes.clear()
+        plan.shapes[key] = shape
+    return shape
+
+
+def _make_shape(
+    ruleset: Ruleset,
+    segments: dict[str, bool],
+    fit_index: int | None,
+    warned: Sequence[bool],
+    coached: Sequence[bool],
+    eligible: bool,
+) -> _Shape:
+    fit_rule = ruleset.fit[fit_index] if fit_index is not None else None
+    warnings = tuple(r for r, hit in zip(ruleset.warnings, warned, strict=True) if hit)
+    coaching = tuple(r for r, hit in zip(ruleset.coaching, coached, strict=True) if hit)
+    fired = (
+        *(f"segment:{n}" for n, hit in segments.items() if hit),
+        *([f"fit:{fit_rule.name}"] if fit_rule else []),
+        *(f"warning:{r.name}" for r in warnings),
+        *(f"coaching:{r.name}" for r in coaching),
+        *(["compensation"] if eligible else []),
+    )
+    return _Shape(segments, fit_rule, warnings, coaching, eligible, fired)
+
+
+def _reason(run: _Run, fit_rule: FitRule | None) -> str:
+    """The fit rule's reason (rendered before ``fit`` is bound), then ``fit`` bound."""
+    reason = run.render(f"fit {fit_rule.name} reason", fit_rule.reason) if fit_rule else ""
+    run.set("fit", fit_rule.tag if fit_rule else "")
+    return reason
+
+
+def _step_by_step(
+    run: _Run, ruleset: Ruleset, segments: dict[str, bool], fit_index: int | None
+) -> _Shape:
+    """The later conditions one by one, each error recorded where it happens (the path
+    for odd data), after the segments and the fit (``fit`` bound by :func:`_reason`)."""
+    warned = [run.holds(f"warning {r.name}", r.condition) for r in ruleset.warnings]
+    coached = [run.holds(f"coaching {r.name}", r.condition) for r in ruleset.coaching]
+    eligible = run.holds("compensation", ruleset.eligible_when)
+    return _make_shape(ruleset, segments, fit_index, warned, coached, eligible)
 
 
 def _all_at_once(facts: Facts, plan: Plan, today: str) -> list[bool] | None:
@@ -164,22 +228,18 @@ def _segments_and_fit(run: _Run, ruleset: Ruleset) -> tuple[dict[str, bool], int
     return segments, fit_index
 
 
-def _coaching(run: _Run, ruleset: Ruleset, held: Sequence[bool]) -> list[CoachingTask]:
-    variables = None
-    tasks = []
-    for rule, hit in zip(ruleset.coaching, held, strict=True):
-        if hit:
-            variables = variables or run.variables
-            tasks.append(
-                CoachingTask(
-                    rule=rule.name,
-                    due_in_days=rule.due_in_days,
-                    priority=rule.priority,
-                    assign_to=rule.assign_to,
-                    text=_text(rule.name, rule.subject, rule.body, variables),
-                )
-            )
-    return tasks
+def _coaching(run: _Run, rules: Sequence[CoachingRule]) -> list[CoachingTask]:
+    variables = run.variables if rules else {}
+    return [
+        CoachingTask(
+            rule=rule.name,
+            due_in_days=rule.due_in_days,
+            priority=rule.priority,
+            assign_to=rule.assign_to,
+            text=_text(rule.name, rule.subject, rule.body, variables),
+        )
+        for rule in rules
+    ]
 
 
 def _text(name: str, subject: Template, body: Template, variables: dict[str, Any]) -> Any:

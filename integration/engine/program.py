@@ -25,10 +25,11 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import cel
-from jinja2 import meta
+from jinja2 import meta, nodes
 
 from integration.domain.model import Facts
 from integration.engine.templates import ENV, Template
@@ -65,50 +66,112 @@ class Plan:
     segment_names: tuple[str, ...] = ()
     flat: frozenset[str] = frozenset()  # records the program reads as scalars
     texts: TextCache = field(default_factory=lambda: TextCache())
+    #: The program's variable names and one getter for all their values (``None``: when
+    #: a record is read whole, :func:`cel_variables` builds the context instead).
+    layout: tuple[tuple[str, ...], Callable[[Facts], tuple]] | None = None
+    #: What each set of the program's values decides (``evaluate``'s, filled as met).
+    shapes: dict[tuple[bool, ...], Any] = field(default_factory=dict)
 
     def context(self, facts: Facts, today: str) -> Any:
         """A ``cel.Context`` holding only the roots and fields the conditions read."""
         return cel.Context(cel_variables(facts, self.reads, today=today))
 
-    def program_context(self, facts: Facts, today: str) -> Any:
+    def program_context(self, facts: Facts, today: str) -> dict[str, Any]:
         """The same values for :attr:`program`, records it reads field by field as scalars
-        (``account__employees``): converting a map into CEL costs as much as four scalars."""
-        return cel.Context(cel_variables(facts, self.reads, self.flat, today))
+        (``account__employees``): converting a map into CEL costs as much as four scalars.
+
+        A plain dict, given straight to ``execute``: one ``attrgetter`` call reads every
+        value (a ``cel.Context`` first would add a copy and cost more, measured)."""
+        if self.layout is None:
+            return cel_variables(facts, self.reads, self.flat, today)
+        names, getter = self.layout
+        values = dict(zip(names, getter(facts), strict=True))
+        if "today" in self.reads:
+            values["today"] = today
+        return values
 
 
 class TextCache:
-    """Rendered text by template and by the values of the variables it names.
+    """Rendered text by template and by the values it reads.
 
     A reason such as "Outside the target market: ..." names no variable and is
-    the same for thousands of deals; one naming ``account`` is the same for every
-    deal of that account. Rendering is pure (sandboxed, no clock, no I/O), so the
-    text for the same values is the same; a failed render is never cached. The
-    cache is bounded: it starts over past :data:`MAX_TEXTS` entries.
+    the same for thousands of deals; one naming ``account.name`` is the same for
+    every deal of that account. Rendering is pure (sandboxed, no clock, no I/O),
+    so the text for the same values is the same; a failed render is never cached.
+    The key holds only the fields a template reads (``account.name``, not the
+    whole account; a record used other than as ``record.field`` counts whole),
+    taken from the facts themselves, so a cached text needs no template variables
+    built at all. The cache is bounded: it starts over past :data:`MAX_TEXTS`.
     """
 
     MAX_TEXTS = 20_000
 
     def __init__(self) -> None:
-        self._roots: dict[int, tuple[str, ...]] = {}
+        self._reads: dict[int, tuple[tuple[str, tuple[str, ...] | None], ...]] = {}
         self._texts: dict[tuple, str] = {}
 
-    def render(self, template: Template, variables: dict[str, Any]) -> str:
-        roots = self._roots.get(id(template))
-        if roots is None:
-            roots = self._roots[id(template)] = template_roots(template)
-        key = (id(template), *(_frozen(variables.get(r)) for r in roots))
+    def render(
+        self,
+        template: Template,
+        facts: Facts,
+        scope: dict[str, Any],
+        variables: Callable[[], dict[str, Any]],
+    ) -> str:
+        """The text of ``template``; ``variables()`` is called only when not cached."""
+        reads = self._reads.get(id(template))
+        if reads is None:
+            reads = self._reads[id(template)] = template_reads(template)
+        key = (id(template), *(_read(facts, scope, root, names) for root, names in reads))
         text = self._texts.get(key)
         if text is None:
-            text = template.render(variables)
+            text = template.render(variables())
             if len(self._texts) >= self.MAX_TEXTS:
                 self._texts.clear()
             self._texts[key] = text
         return text
 
 
-def template_roots(template: Template) -> tuple[str, ...]:
-    """The variables a template names (``account``, ``products``...), sorted."""
-    return tuple(sorted(meta.find_undeclared_variables(ENV.parse(template.source))))
+def template_reads(template: Template) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+    """Each variable a template names, with the record fields it reads of it
+    (``None``: all of it, as for anything but ``record.field``)."""
+    tree = ENV.parse(template.source)
+    roots = meta.find_undeclared_variables(tree)
+    fields: dict[str, set[str]] = {r: set() for r in roots if r in RECORD_FIELDS}
+    whole: set[str] = set()
+
+    def walk(node: nodes.Node, parent: nodes.Node | None) -> None:
+        if isinstance(node, nodes.Name) and node.name in fields:
+            if isinstance(parent, nodes.Getattr) and parent.node is node:
+                fields[node.name].add(parent.attr)
+            else:
+                whole.add(node.name)
+        for child in node.iter_child_nodes():
+            walk(child, node)
+
+    walk(tree, None)
+    return tuple(
+        (root, None if root in whole or root not in fields else tuple(sorted(fields[root])))
+        for root in sorted(roots)
+    )
+
+
+_ABSENT = object()
+
+
+def _read(facts: Facts, scope: dict[str, Any], root: str, names: tuple[str, ...] | None) -> Any:
+    """The part of a text's key for one variable: the values it reads, types kept apart."""
+    if root in scope:
+        return _frozen(scope[root])
+    if root in RECORD_FIELDS:
+        record = getattr(facts, root)
+        if names is None:
+            return _frozen(vars(record))
+        return tuple((type(v), v) for v in (getattr(record, n, _ABSENT) for n in names))
+    if root == "products":
+        return _frozen(facts.products)
+    if root == "crm":
+        return _frozen(facts.crm)
+    return None  # a name the variables do not hold: rendering fails, and is not cached
 
 
 def _frozen(value: Any) -> Any:
@@ -187,8 +250,35 @@ def _make_plan(ruleset: Ruleset) -> Plan:
             program = cel.compile(_one_expression(ruleset, records))
         except (_NotInlinable, ValueError, RuntimeError):
             continue
-        return Plan(reads, program, len(every), names, records)
+        return Plan(reads, program, len(every), names, records, layout=_layout(reads, records))
     return Plan(reads, None, len(every), names)
+
+
+def _layout(
+    reads: dict[str, frozenset[str] | None], flat: frozenset[str]
+) -> tuple[tuple[str, ...], Callable[[Facts], tuple]] | None:
+    """The program's variable names and one getter for their values, in the same order
+    (what :func:`cel_variables` gives, read in one call); ``None`` when a record is whole."""
+    names: list[str] = []
+    paths: list[str] = []
+    for root, fields in reads.items():
+        if root == "today":
+            continue
+        if root in flat and fields is not None:
+            for name in sorted(fields):
+                names.append(f"{root}__{name}")
+                paths.append(f"{root}.{name}")
+        elif root in ("products", "crm"):  # a tuple converts into a CEL list like a list
+            names.append(root)
+            paths.append(root)
+        else:
+            return None
+    if not paths:
+        return None
+    getter = attrgetter(*paths)
+    if len(paths) == 1:
+        return tuple(names), lambda facts: (getter(facts),)
+    return tuple(names), getter
 
 
 def _one_expression(ruleset: Ruleset, flat: frozenset[str]) -> str:
