@@ -21,6 +21,7 @@ from integration.engine.rulebook import read_folder
 from integration.jobs.publish import publish_files
 from integration.pipeline.processor import Processor
 from integration.reports.service import Ask, Insights
+from integration.store.judgements import JudgementStore
 from integration.store.models import JudgementRow
 
 OWNERS = [
@@ -209,3 +210,11 @@ def test_a_new_process_starts_from_the_judgements_the_store_kept(runtime, sandbo
     Processor(sandbox, runtime.rulebook(), runtime.store).process_ids(["O2"])
     again = Insights(runtime.store, runtime.rulebook, runtime.today).report(SUMMER)
     assert again["total"]["on_strategy"] == first["total"]["on_strategy"] - 1
+
+
+def test_kept_judgements_are_replaced_not_duplicated(store):
+    kept = JudgementStore(store.session)
+    kept.save("v1:t1", [(("sandbox", "O1"), ("s1", "On Strategy", "icp", True, False, ("A",)))])
+    kept.save("v2:t1", [(("sandbox", "O1"), ("s2", "Off Strategy", "", False, True, ()))])
+    assert kept.load("v1:t1") == {}
+    assert kept.load("v2:t1") == {("sandbox", "O1"): ("s2", "Off Strategy", "", False, True, ())}

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from integration.store.models import JudgementRow
 
-BATCH = 500
+BATCH = 5000
 _INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 COLUMNS = ("stamp", "fit", "fit_rule", "comp_eligible", "warned", "products")
 Judged = tuple[
@@ -52,16 +52,16 @@ class JudgementStore:
     def save(self, rulebook: str, judged: Iterable[tuple[tuple[str, str], Judged]]) -> None:
         """Keep these judgements (replacing any older one of the same opportunity)."""
         values = [_values(rulebook, key, item) for key, item in judged]
+        if not values:
+            return
         with self.session.begin() as session:
-            dialect = session.get_bind().dialect.name
+            upsert = _INSERTS[session.get_bind().dialect.name](JudgementRow)
+            statement = upsert.on_conflict_do_update(
+                index_elements=["crm", "opportunity_id"],
+                set_={name: upsert.excluded[name] for name in ("rulebook", *COLUMNS)},
+            )
             for start in range(0, len(values), BATCH):
-                upsert = _INSERTS[dialect](JudgementRow).values(values[start : start + BATCH])
-                session.execute(
-                    upsert.on_conflict_do_update(
-                        index_elements=["crm", "opportunity_id"],
-                        set_={name: upsert.excluded[name] for name in ("rulebook", *COLUMNS)},
-                    )
-                )
+                session.execute(statement, values[start : start + BATCH])
 
 
 def _values(rulebook: str, key: tuple[str, str], item: Judged) -> dict[str, Any]:
