@@ -160,29 +160,22 @@ def patterns_table(report: dict[str, Any], top: int = 5) -> Table:
 
 
 def learn_table(report: dict[str, Any]) -> Table:
-    table = _table(
-        "Reps to learn from (new-pipeline share and on-strategy win rate both above their team's)",
-        (
-            "rep",
-            "team",
-            "share",
-            "team",
-            "win on",
-            "team",
-            "their on-strategy deals: industries, products",
-        ),
-        left=2,
+    table = Table(
+        title="Reps to learn from (new-pipeline share and on-strategy win rate both above "
+        "their team's)",
+        title_justify="left",
     )
+    for column in ("rep", "team", "share vs team", "win on vs team"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what their on-strategy deals have in common")
     for rep in report["learn_from"]:
-        common = ", ".join(i["value"] for i in rep["top_industries"])
-        common += "; " + ", ".join(p["value"] for p in rep["top_products"])
+        common = ", ".join(i["value"] for i in rep["top_industries"][:2])
+        common += "; " + ", ".join(p["value"] for p in rep["top_products"][:2])
         table.add_row(
             rep["owner"],
             rep["team"],
-            pct(rep["share"]),
-            pct(rep["team_share"]),
-            pct(rep["win_rate_on"]),
-            pct(rep["team_win_rate_on"]),
+            f"{pct(rep['share'])} vs {pct(rep['team_share'])}",
+            f"{pct(rep['win_rate_on'])} vs {pct(rep['team_win_rate_on'])}",
             common,
         )
     return table

@@ -12,16 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date
+from itertools import pairwise
 from typing import Any
-
-from sqlalchemy import func, select
 
 from integration.engine.rulebook import Rulebook
 from integration.reports.deals import Deal, Judgements, load_deals, owner_names
 from integration.reports.insights import Params, build_report, week_of
 from integration.reports.people import manager_view, rep_view
 from integration.store.database import Store
-from integration.store.models import DecisionRow
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,7 @@ def in_view(deals: list[Deal], ask: Ask) -> list[Deal]:
     ]
 
 
+CHANGES_READ = 10_000  # publications read for the weeks the live rules changed
 REPORTS_KEPT = 32  # distinct questions whose answer is kept while the store is unchanged
 
 
@@ -90,7 +89,7 @@ class Insights:
     ) -> None:
         self.store, self.rulebook, self.today, self.directory = store, rulebook, today, directory
         self.judgements = Judgements()
-        self._changes: tuple[str, frozenset[str]] = ("", frozenset())
+        self._changes: tuple[tuple[int, str], frozenset[str]] = ((-1, ""), frozenset())
         self._reports: dict[tuple, dict[str, Any]] = {}
 
     def deals(self) -> tuple[list[Deal], Rulebook]:
@@ -149,17 +148,17 @@ class Insights:
         return rep_view(self.store, deals, params, rep)
 
     def changed_weeks(self, live_version: str) -> frozenset[str]:
-        """ISO weeks in which a new ruleset went live (first decided under it).
-
-        Read once per live version: a new version is the only thing that adds one.
-        """
-        if self._changes[0] == live_version and live_version:
+        """ISO weeks in which the live ruleset changed (a publish or a rollback after the
+        first publication). Read once per publication: only a new one adds a week."""
+        live = self.store.versions.live_version()
+        key = (live[0] if live else 0, live_version)
+        if self._changes[0] == key:
             return self._changes[1]
-        query = select(DecisionRow.ruleset_version, func.min(DecisionRow.decided_at)).group_by(
-            DecisionRow.ruleset_version
+        published = sorted(self.store.versions.history(limit=CHANGES_READ), key=lambda p: p.id)
+        weeks = frozenset(
+            week_of(later.published_at.date().isoformat())
+            for earlier, later in pairwise(published)
+            if later.version != earlier.version
         )
-        with self.store.session() as session:
-            firsts = sorted(when for _, when in session.execute(query) if when is not None)
-        weeks = frozenset(week_of(when.date().isoformat()) for when in firsts[1:])
-        self._changes = (live_version, weeks)
+        self._changes = (key, weeks)
         return weeks
