@@ -7,15 +7,16 @@ settings) and hand it down. Connectors are created on first use, one per CRM.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
 from redis import Redis, RedisError
 
-from connectors.base import Connector
+from connectors.base import AuthError, Connector
 from connectors.config import HubSpotConfig, SalesforceConfig, SandboxConfig
 from connectors.hubspot_facts import company_properties, deal_properties
 from connectors.registry import build_connector
@@ -59,6 +60,7 @@ class Runtime:
         self.today = today
         self.target_listeners: list[Callable[[Rulebook, Rulebook], None]] = []
         self.task_checks = TaskChecks(self.redis, settings.task_check_seconds)
+        self.crm_auth = CrmAuthStatus(self.redis)
         self.insights = Insights(self.store, self.rulebook, today, self._people)
 
     def rulebook(self) -> Rulebook:
@@ -114,7 +116,8 @@ class Runtime:
             if problem:
                 raise SettingsError(problem)
             config = connector_config(crm, self.settings)
-            self._connectors[crm] = build_connector(crm, config, self.fields(crm), self.redis)
+            built = build_connector(crm, config, self.fields(crm), self.redis)
+            self._connectors[crm] = AuthWatched(built, crm, self.crm_auth)  # type: ignore[assignment]
         return self._connectors[crm]
 
     def processor(self, crm: str, **options: Any) -> Processor:
@@ -218,6 +221,98 @@ class TaskChecks:
         due = [r for r in reps if now - self._checked.get((crm, r), -1e18) >= self.seconds]
         self._checked.update(((crm, r), now) for r in due)
         return due
+
+
+class CrmAuthStatus:
+    """The last authentication failure of each CRM, until a call to it succeeds again.
+
+    Workers make the CRM calls and the app answers ``/readyz``: with Redis the status
+    is shared through one key per CRM, so the app names a CRM whose credentials a
+    worker found revoked. Without Redis it is this process's own. A success clears
+    the key at most every ``clear_seconds`` (not a Redis write per CRM call) and at
+    once after a failure this process saw.
+    """
+
+    KEY = "onstrategy:crm-auth-failed:"
+
+    def __init__(self, redis: Any, clear_seconds: float = 5.0) -> None:
+        self.redis, self.clear_seconds = redis, clear_seconds
+        self._failed: dict[str, str] = {}
+        self._cleared_at: dict[str, float] = {}
+
+    def failed(self, crm: str, error: AuthError) -> None:
+        message = str(error).splitlines()[0][:300] if str(error) else "authentication failed"
+        self._failed[crm] = message
+        self._cleared_at.pop(crm, None)
+        if self.redis is not None:
+            try:
+                self.redis.set(self.KEY + crm, message)
+            except RedisError:
+                log.warning("cannot record the %s authentication failure in Redis", crm)
+
+    def succeeded(self, crm: str) -> None:
+        now = time.monotonic()
+        seen = crm in self._failed
+        if not seen and now - self._cleared_at.get(crm, -1e18) < self.clear_seconds:
+            return
+        self._failed.pop(crm, None)
+        self._cleared_at[crm] = now
+        if self.redis is not None:
+            try:
+                self.redis.delete(self.KEY + crm)
+            except RedisError:
+                self._cleared_at.pop(crm, None)  # try again on the next success
+
+    def problems(self, crms: Sequence[str]) -> dict[str, str]:
+        """CRM -> the message of its last authentication failure, for those failing now."""
+        if self.redis is None:
+            return {crm: self._failed[crm] for crm in crms if crm in self._failed}
+        try:
+            values = self.redis.mget([self.KEY + crm for crm in crms]) if crms else []
+        except RedisError:
+            return {crm: self._failed[crm] for crm in crms if crm in self._failed}
+        return {
+            crm: value.decode() if isinstance(value, bytes) else str(value)
+            for crm, value in zip(crms, values, strict=True)
+            if value is not None
+        }
+
+
+class AuthWatched:
+    """A connector whose calls report authentication failures and successes.
+
+    Every public method goes through; an :class:`AuthError` is recorded (and raised
+    on), a call that returns is a success. Generators (paged reads) count when
+    iterated, since that is when they call the CRM.
+    """
+
+    def __init__(self, inner: Connector, crm: str, status: CrmAuthStatus) -> None:
+        self._inner, self._crm, self._status = inner, crm, status
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name.startswith("_") or not callable(value):
+            return value
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            result = self._watch(lambda: value(*args, **kwargs))
+            return self._pages(result) if inspect.isgenerator(result) else result
+
+        return watched
+
+    def _watch(self, call: Callable[[], Any]) -> Any:
+        try:
+            result = call()
+        except AuthError as exc:
+            self._status.failed(self._crm, exc)
+            raise
+        self._status.succeeded(self._crm)
+        return result
+
+    def _pages(self, pages: Iterator[Any]) -> Iterator[Any]:
+        sentinel = object()
+        while (page := self._watch(lambda: next(pages, sentinel))) is not sentinel:
+            yield page
 
 
 def _redis(url: str) -> Any:

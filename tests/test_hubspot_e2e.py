@@ -176,3 +176,21 @@ def test_api_calls_per_event_stay_under_the_ceiling(world):
     _work(runtime)
     warm = len(hs.requests) - cold
     assert warm <= CALLS_PER_EVENT_WARM, [r.path for r in hs.requests[cold:]]
+
+
+def test_readyz_names_a_crm_whose_last_call_failed_authentication(world):
+    client, runtime, hs = world
+    assert client.get("/readyz").status_code == 200
+    hs.token = "rotated-token"  # the service's token is revoked: every call answers 401
+    _post(client, "deal_propertyChange__amount.json")
+    _work(runtime)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    [missing] = response.get_json()["missing"]
+    assert missing.startswith("hubspot: authentication failed on its last call: hubspot")
+    assert "401" in missing
+    hs.token = "secret-token"  # the token is put right: the next call that works clears it
+    _post(client, "deal_propertyChange__dealstage.json")
+    _work(runtime)
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.get_json()["missing"] == []

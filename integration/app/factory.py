@@ -124,6 +124,8 @@ def readiness_problems(runtime: Runtime) -> list[str]:
         runtime.store.ping()
     except Exception as exc:
         missing.append(f"store: {str(exc).splitlines()[0]}")
+    for crm, message in runtime.crm_auth.problems(list(runtime.settings.crms)).items():
+        missing.append(f"{crm}: authentication failed on its last call: {message}")
     if runtime.rules.current() is None:
         problems = "; ".join(str(p) for p in runtime.rules.problems[:5])
         missing.append(f"ruleset: no valid ruleset loaded: {problems}")
