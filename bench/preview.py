@@ -1,8 +1,9 @@
 """How fast is ``rules preview``, and is its memory flat? ``python bench/preview.py [SIZES]``.
 
-For each size the sandbox CRM is seeded and every opportunity's current state
-is recorded under the shipped rules, as the pipeline records it (the CRM writes
-and coaching calls are left out: a preview never reads them). Then,
+For each size the sandbox CRM is seeded (up to 10,000 deals, repeated under new
+ids beyond that) and every opportunity's current state is recorded under the
+shipped rules, as the pipeline records it (the CRM writes and coaching calls are
+left out: a preview never reads them). Then,
 in a fresh process, the preview compares a draft that moves many deals (the
 target market lowered from 1,000 to 500 employees) with the live version over
 every opportunity, spooling every change as the CLI does. The child reports
@@ -44,6 +45,9 @@ from integration.store.models import StateRow  # noqa: E402
 TODAY = date(2026, 11, 26)
 
 
+SEEDED = 10_000  # deals seeded and decided; larger sizes repeat them under new ids
+
+
 def setup(workdir: str, opportunities: int) -> float:
     """Seed the sandbox and record every opportunity's live decision and state; seconds taken.
 
@@ -52,7 +56,8 @@ def setup(workdir: str, opportunities: int) -> float:
     history, the CRM writes and the coaching calls, which a preview never reads.
     """
     crm = SandboxConnector(f"{workdir}/crm.db")
-    seed(crm, accounts=max(300, opportunities // 5), opportunities=opportunities, today=TODAY)
+    seeded = min(opportunities, SEEDED)
+    seed(crm, accounts=max(300, seeded // 5), opportunities=seeded, today=TODAY)
     store = Store(f"sqlite:///{workdir}/store.db")
     store.migrate()
     live, _ = rulebook_from_files(read_folder(ROOT / "rules"))
@@ -67,9 +72,23 @@ def setup(workdir: str, opportunities: int) -> float:
             connection.execute(
                 insert(StateRow), [{c: getattr(row, c) for c in columns} for row in rows]
             )
+    _repeat(store, opportunities // seeded)
     crm.close()
     store.engine.dispose()
     return time.perf_counter() - started
+
+
+def _repeat(store: Store, times: int) -> None:
+    """The seeded states again under new ids (``OPP-00001-c1``...), up to the size asked."""
+    columns = [c.name for c in StateRow.__table__.columns if c.name != "opportunity_id"]
+    listed = ", ".join(columns)
+    with store.engine.begin() as connection:
+        for copy in range(1, times):
+            connection.exec_driver_sql(
+                f"INSERT INTO opportunity_state (opportunity_id, {listed}) "
+                f"SELECT opportunity_id || '-c{copy}', {listed} FROM opportunity_state "
+                "WHERE opportunity_id NOT LIKE '%-c%'"
+            )
 
 
 def _entry(live: Rulebook, record: OpportunityRecord) -> DecisionEntry:
