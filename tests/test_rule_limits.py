@@ -59,3 +59,34 @@ def test_expensive_rules_are_refused_quickly_with_file_and_line(tmp_path, old, n
     assert message in output
     assert "strategy.yaml:" in output
     assert seconds < 10
+
+
+HUNDRED = "[" + ",".join(str(i) for i in range(100)) + "]"
+#: Each condition costs ten thousand steps, within the budget of one expression; eighty
+#: of them, evaluated on the check's sample records, cost the CEL library minutes.
+COSTLY_SEGMENTS = "".join(
+    f"  costly_{n}: '{HUNDRED}.map(a, {HUNDRED}.map(b, a + b + {n})).size() > 0'\n"
+    for n in range(80)
+)
+
+
+@pytest.mark.parametrize("command", ["check", "test", "preview", "publish"])
+def test_a_costly_condition_is_stopped_by_the_checks_limits_in_seconds(tmp_path, command):
+    folder = _rules(tmp_path, "segments:\n", "segments:\n" + COSTLY_SEGMENTS)
+    env = {"ONSTRATEGY_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    env["ONSTRATEGY_REDIS_URL"] = ""
+    if command == "preview":  # a preview compares the draft with the live version
+        published = CliRunner().invoke(main, ["rules", "publish", "--yes"], env=env)
+        assert published.exit_code == 0, published.output
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        main,
+        ["rules", command, "--rules", str(folder)] + (["--yes"] if command == "publish" else []),
+        env=env,
+    )
+    seconds = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    [line] = [line for line in result.output.splitlines() if "too costly" in line]
+    assert line.startswith(f"{folder}/strategy.yaml:1: the rules are too costly to check")
+    assert "Traceback" not in result.output
+    assert seconds < 30  # in the same process: minutes

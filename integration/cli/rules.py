@@ -29,7 +29,7 @@ from integration.cli.common import (
     settings,
 )
 from integration.cli.preview_view import print_largest, print_summary, write_csv, write_json
-from integration.engine.casebook import run_tests
+from integration.cli.rules_sandbox import check_draft
 from integration.engine.rulebook import Rulebook, load_rulebook, read_folder, rulebook_from_files
 from integration.jobs.publish import publish_files, queue_reevaluation
 from integration.pipeline.preview import ChangeSpool, Preview, run_preview
@@ -62,10 +62,16 @@ def rules_check(rules_dir: str | None) -> None:
 
 
 def _checked(directory: str) -> Rulebook:
+    """The working copy, checked first in a child process with CPU and memory limits."""
+    code, lines = check_draft(directory)
+    for line in lines:
+        click.echo(line)
+    if code:
+        sys.exit(1)
     rulebook, problems = load_rulebook(directory)
-    for problem in problems:
-        click.echo(str(problem))
-    if rulebook is None:
+    if rulebook is None:  # the folder changed between the two reads
+        for problem in problems:
+            click.echo(str(problem))
         sys.exit(1)
     return rulebook
 
@@ -75,26 +81,16 @@ def _checked(directory: str) -> Rulebook:
 def rules_test(rules_dir: str | None) -> None:
     """Run the rule test cases in DIR/tests/; exit 1 on any failure."""
     directory = settings(rules_dir).rules_dir
-    if not _tests_pass(_checked(directory), directory, quiet=False):
+    if not _tests_pass(directory, quiet=False):
         sys.exit(1)
 
 
-def _tests_pass(rulebook: Rulebook, directory: str, quiet: bool) -> bool:
-    results, problems = run_tests(rulebook.ruleset, directory)
-    for problem in problems:
-        click.echo(str(problem))
-    for result in results:
-        if result.passed:
-            continue
-        click.echo(f"FAIL {result.file}:{result.line}: {result.name}")
-        for key, expected, actual in result.mismatches:
-            click.echo(f"    {key}: expected {expected!r}, got {actual!r}")
-        for error in result.errors:
-            click.echo(f"    error: {error}")
-    failed = sum(not r.passed for r in results)
-    if not quiet or failed or problems:
-        click.echo(f"{len(results) - failed} passed, {failed} failed")
-    return not (failed or problems or not results)
+def _tests_pass(directory: str, quiet: bool) -> bool:
+    """Check the folder and run its test cases, in a child process with limits."""
+    code, lines = check_draft(directory, "quiet-test" if quiet else "test")
+    for line in lines:
+        click.echo(line)
+    return code == 0
 
 
 @rules.command("preview")
@@ -172,7 +168,7 @@ def rules_publish(rules_dir: str | None, note: str, yes: bool) -> None:
     made = runtime(settings(rules_dir), publish_first=False)
     directory = made.settings.rules_dir
     draft = _checked(directory)
-    if not _tests_pass(draft, directory, quiet=True):
+    if not _tests_pass(directory, quiet=True):
         raise click.ClickException("the rule tests fail; nothing was published")
     _publish(made, read_folder(directory), draft, note, yes)
 
