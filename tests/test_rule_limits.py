@@ -13,6 +13,8 @@ from integration.cli.commands import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
+_LIST = "[" + ",".join(str(i) for i in range(100)) + "]"
+
 BOMB = """  laugh0: &l0 "true"
   laugh1: &l1 [*l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0]
   laugh2: &l2 [*l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1]
@@ -50,8 +52,31 @@ def _check(folder: Path) -> tuple[int, str, float]:
             "{% endfor %}{% endfor %}Coach {{ owner.name }}",
             "range() of more than",
         ),
+        (
+            "large_deal: opportunity.amount >= 100000",
+            "large_deal: '"
+            + _LIST
+            + ".map(a, "
+            + _LIST
+            + ".map(b, "
+            + _LIST
+            + ".map(c, a + b + c))).size() > 0'",
+            "31: the comprehensions could take 1,010,100 steps; at most 20,000",
+        ),
+        (
+            "large_deal: opportunity.amount >= 100000",
+            "large_deal: products.exists(a, products.exists(b, products.exists(c,"
+            " products.exists(d, a + b + c + d == ''))))",
+            "31: comprehensions nested 4 deep; at most 3",
+        ),
     ],
-    ids=["yaml-alias-bomb", "string-multiplication", "nested-ranges"],
+    ids=[
+        "yaml-alias-bomb",
+        "string-multiplication",
+        "nested-ranges",
+        "cel-comprehension-steps",
+        "cel-comprehension-nesting",
+    ],
 )
 def test_expensive_rules_are_refused_quickly_with_file_and_line(tmp_path, old, new, message):
     code, output, seconds = _check(_rules(tmp_path, old, new))

@@ -30,6 +30,12 @@ from integration.engine.variables import BINDING_MACROS, RECORD_FIELDS, SCALARS
 
 _PARSER = celparser.CELParser()
 
+#: The CEL library has no cost limit, so an expression's cost is bounded before it runs.
+MAX_NODES = 5_000  #: syntax tree nodes in one expression (about 500 list items)
+MAX_NESTING = 3  #: comprehensions (all, exists, map, filter...) inside one another
+MAX_STEPS = 20_000  #: comprehension steps one expression may take, nested ranges multiplied
+DATA_RANGE = 100  #: the length a record's list (products) is counted as
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -72,7 +78,7 @@ def compile_condition(source: Any, line: int, scope: Scope) -> tuple[Condition |
         program = cel.compile(source)
     except ValueError as exc:
         return None, [f"bad CEL expression: {_first_error_line(str(exc))}"]
-    problems = unknown_names(source, scope)
+    problems = unknown_names(source, scope) or cost_problems(source)
     if problems:
         return None, problems
     return Condition(source, line, program, reads_of(source)), []
@@ -98,6 +104,53 @@ def reads_of(source: str) -> dict[str, frozenset[str] | None]:
     for name in bound & set(RECORD_FIELDS):  # a macro's own variable named like a record
         reads[name] = None
     return reads
+
+
+def cost_problems(source: str) -> list[str]:
+    """Why evaluating ``source`` could cost too much, from its syntax alone.
+
+    A comprehension steps once per item of its range: a list literal's items, or
+    :data:`DATA_RANGE` for a record's list. Nested ones multiply; all of an
+    expression's comprehensions add up.
+    """
+    try:
+        tree = _PARSER.parse(source)
+    except Exception:  # reported as a syntax problem elsewhere
+        return []
+    nodes = sum(1 for _ in tree.iter_subtrees())
+    if nodes > MAX_NODES:
+        return [f"the expression is too large ({nodes} parts; at most {MAX_NODES})"]
+    steps, nesting = 0, 0
+    stack: list[tuple[Any, int, int]] = [(tree, 1, 0)]
+    while stack:
+        node, outer, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data == "member_dot_arg" and str(node.children[1]) in BINDING_MACROS:
+            inner = outer * _range_of(node.children[0])
+            steps, nesting = steps + inner, max(nesting, depth + 1)
+            stack.append((node.children[0], outer, depth))
+            stack.extend((child, inner, depth + 1) for child in node.children[2:])
+            continue
+        stack.extend((child, outer, depth) for child in node.children)
+    if nesting > MAX_NESTING:
+        return [f"comprehensions nested {nesting} deep; at most {MAX_NESTING}"]
+    if steps > MAX_STEPS:
+        return [
+            f"the comprehensions could take {steps:,} steps; at most {MAX_STEPS:,} "
+            f"(a record's list counts as {DATA_RANGE} items, nested ranges multiply)"
+        ]
+    return []
+
+
+def _range_of(node: Any) -> int:
+    """How many items a comprehension over ``node`` steps through (an estimate)."""
+    while isinstance(node, Tree) and node.data in ("member", "primary") and len(node.children) == 1:
+        node = node.children[0]
+    if isinstance(node, Tree) and node.data == "list_lit":
+        items = node.children[0] if node.children else None
+        return len(items.children) if isinstance(items, Tree) else 0
+    return DATA_RANGE
 
 
 def _first_error_line(message: str) -> str:
