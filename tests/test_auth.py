@@ -6,6 +6,7 @@ import logging
 import re
 
 import pytest
+from flask import Response
 
 from integration.app.factory import create_app
 from integration.store.database import Store
@@ -199,3 +200,24 @@ def test_pages_load_nothing_from_elsewhere(open_client):
     policy = response.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_every_answer_gets_the_security_headers_and_a_views_own_are_kept(runtime):
+    app = create_app(runtime=runtime)
+
+    @app.get("/own-headers")
+    def own() -> Response:
+        headers = {"cache-control": "max-age=5", "x-frame-options": "SAMEORIGIN"}
+        return Response("{}", headers=headers, mimetype="application/json")
+
+    client = app.test_client()
+    answer = client.get("/own-headers")
+    assert answer.headers.getlist("Cache-Control") == ["max-age=5"]
+    assert answer.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+    refused = client.post("/webhooks/hubspot", data=b"[]")  # unsigned: refused, same headers
+    assert refused.status_code == 401
+    assert refused.headers.getlist("X-Frame-Options") == ["DENY"]
+    assert refused.headers["Referrer-Policy"] == "same-origin"
+    assert refused.headers["Cache-Control"] == "no-store"

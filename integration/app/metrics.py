@@ -27,6 +27,7 @@ from integration.store.database import is_outage
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.requests = Counter(
             "onstrategy_webhook_requests",
             "Webhook deliveries by source and HTTP status",
@@ -91,13 +92,23 @@ class Metrics:
     def instrument(self, app: Flask) -> None:
         @app.after_request
         def _count(response: Response) -> Response:
-            if request.path.startswith("/webhooks/"):
-                self.requests.labels(request.path, str(response.status_code)).inc()
+            path = request.path
+            if path.startswith("/webhooks/"):
+                self._child(self.requests, (path, str(response.status_code))).inc()
             return response
 
     def webhook_event(self, source: str, kind: str, outcome: str) -> None:
         """Count one event of a delivery that was answered 2xx."""
-        self.events.labels(source, kind[:80], outcome).inc()
+        self._child(self.events, (source, kind[:80], outcome)).inc()
+
+    def _child(self, counter: Counter, labels: tuple[str, ...]) -> Any:
+        """The counter's child for ``labels``, kept: ``labels()`` validates and locks on
+        every call, a cost on each webhook request. Same children, same counts."""
+        key = (id(counter), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        return child
 
     def response(self, runtime: Any) -> Response:
         self._refresh(runtime)
