@@ -39,7 +39,8 @@ from integration.engine.evaluate import evaluate  # noqa: E402
 from integration.engine.rulebook import Rulebook, read_folder, rulebook_from_files  # noqa: E402
 from integration.pipeline.planner import held_values, plan_fields, reported_values  # noqa: E402
 from integration.pipeline.preview import ChangeSpool, run_preview  # noqa: E402
-from integration.store.database import DecisionEntry, Store  # noqa: E402
+from integration.store.database import Store  # noqa: E402
+from integration.store.entries import DecisionEntry  # noqa: E402
 from integration.store.models import StateRow  # noqa: E402
 
 TODAY = date(2026, 11, 26)

@@ -11,7 +11,8 @@ import pytest
 
 from connectors.base import Connector, FieldUpdate, OpportunityQuery, TaskClose, TaskSpec
 from connectors.sandbox import SandboxConnector, default_path
-from connectors.sandbox_seed import STRATEGIC_PRODUCTS, build, in_target_market, seed, target_list
+from connectors.sandbox_catalog import STRATEGIC_PRODUCTS
+from connectors.sandbox_seed import build, in_target_market, seed, target_list
 
 TODAY = date(2026, 11, 26)
 RULES = Path(__file__).resolve().parent.parent / "rules"

@@ -8,7 +8,8 @@ import threading
 from sqlalchemy import update
 
 from integration.domain.model import Account, Decision, Facts, Opportunity, Owner, Warning
-from integration.store.database import DecisionEntry, Store
+from integration.store.database import Store
+from integration.store.entries import DecisionEntry
 from integration.store.models import SlotRow, TaskRow
 
 

@@ -24,7 +24,8 @@ from integration.engine.evaluate import evaluate
 from integration.engine.rulebook import Rulebook
 from integration.pipeline.coaching import CoachingOutcome, CoachingSync
 from integration.pipeline.planner import held_values, plan_fields, reported_values
-from integration.store.database import DecisionEntry, Store
+from integration.store.database import Store
+from integration.store.entries import DecisionEntry
 
 
 class RetryLater(Exception):
