@@ -15,13 +15,14 @@ class ConfigError(ValueError):
     """A connector's configuration is incomplete or unusable; the message names it."""
 
 
-def _secret() -> str:
+def secret() -> str:
+    """A string field kept out of ``repr``, so it never reaches a log or an error page."""
     return field(default="", repr=False)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
 class HubSpotConfig:
-    access_token: str = _secret()
+    access_token: str = secret()
     api_url: str = "https://api.hubapi.com"
     calls_per_10s: int = 100  # the portal's tier: 100 Free/Starter, 190 Professional/Enterprise
     search_per_second: int = 5
@@ -30,10 +31,10 @@ class HubSpotConfig:
 @dataclass(frozen=True)
 class SalesforceConfig:
     instance_url: str = ""
-    access_token: str = _secret()
+    access_token: str = secret()
     username: str = ""
-    password: str = _secret()
-    security_token: str = _secret()
+    password: str = secret()
+    security_token: str = secret()
     client_id: str = ""
     private_key_file: str = ""
     api_version: str = "62.0"

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlparse
 
+from connectors.config import secret
 from integration.domain.crms import CRM_NAMES
 
 
 class SettingsError(ValueError):
     """A setting is present but unusable; the message names it."""
-
-
-def _secret() -> str:
-    return field(default="", repr=False)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -29,10 +26,10 @@ class Settings:
     redis_url: str = ""
     database_url: str = "sqlite:///onstrategy.db"
     crms: tuple[str, ...] = ("sandbox",)
-    admin_token: str = _secret()
-    secret_key: str = _secret()  # signs session cookies; unset: one generated, kept in the store
-    hubspot_access_token: str = _secret()
-    hubspot_client_secret: str = _secret()
+    admin_token: str = secret()
+    secret_key: str = secret()  # signs session cookies; unset: one generated, kept in the store
+    hubspot_access_token: str = secret()
+    hubspot_client_secret: str = secret()
     hubspot_api_url: str = "https://api.hubapi.com"
     hubspot_webhook_url: str = ""  # public URL HubSpot posts to, when behind a proxy
     hubspot_allow_v1v2: bool = False
@@ -41,15 +38,15 @@ class Settings:
     task_check_seconds: int = 60  # a rep's CRM task states are read at most this often
     hubspot_portal_id: str = ""  # the dashboard links each deal to its HubSpot record
     salesforce_instance_url: str = ""
-    salesforce_access_token: str = _secret()
+    salesforce_access_token: str = secret()
     salesforce_username: str = ""
-    salesforce_password: str = _secret()
-    salesforce_security_token: str = _secret()
+    salesforce_password: str = secret()
+    salesforce_security_token: str = secret()
     salesforce_client_id: str = ""
     salesforce_private_key_file: str = ""
     salesforce_api_version: str = "62.0"
     salesforce_org_id: str = ""
-    salesforce_webhook_secret: str = _secret()
+    salesforce_webhook_secret: str = secret()
     salesforce_multi_currency: bool = False
     salesforce_integration_user_id: str = ""
     reconcile_interval_minutes: int = 60  # the safety net for missed webhooks; 0 = off

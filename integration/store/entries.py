@@ -102,7 +102,7 @@ class DecisionEntry:
             stage=o.stage[:100],
             probability=o.probability,
             close_date=o.close_date,
-            created_date=getattr(o, "created_date", ""),
+            created_date=o.created_date,
             is_closed=o.is_closed,
             is_won=o.is_won,
             account_id=a.id,
