@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from integration.runtime import TaskChecks
+from integration.crm_watch import TaskChecks
 
 
 def _deal(i: int) -> dict:
