@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from bench.fake_orgs import build_hubspot, build_salesforce, hubspot_managers  # noqa: E402
 from integration.app.factory import create_app  # noqa: E402
 from integration.jobs.queues import INBOX_KEY, make_queue  # noqa: E402
+from integration.jobs.schedule import JOB_ID as RECONCILE_JOB_ID  # noqa: E402
 from integration.jobs.worker import Worker  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402
@@ -106,12 +107,19 @@ def empty_redis() -> Redis:
     return redis
 
 
-def start_workers(count: int, env: dict[str, str], redis: Redis) -> list[subprocess.Popen]:
+def start_workers(
+    count: int, env: dict[str, str], redis: Redis, logs: Path
+) -> list[subprocess.Popen]:
+    """``count`` real workers, each logging to ``logs/worker-N.log`` (shown if the run stalls)."""
     command = [sys.executable, "-c", "from integration.cli.commands import main; main()", "worker"]
-    workers = [
-        subprocess.Popen(command, env={**os.environ, **env}, cwd=ROOT, stderr=subprocess.DEVNULL)
-        for _ in range(count)
-    ]
+    workers = []
+    for n in range(count):
+        log = open(logs / f"worker-{n}.log", "wb")  # noqa: SIM115 - the worker keeps it open
+        workers.append(
+            subprocess.Popen(
+                command, env={**os.environ, **env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        )
     deadline = time.time() + 60
     while len(redis.smembers("rq:workers")) < count and time.time() < deadline:
         time.sleep(0.1)
@@ -119,12 +127,11 @@ def start_workers(count: int, env: dict[str, str], redis: Redis) -> list[subproc
 
 
 def idle(redis: Redis) -> bool:
+    """Nothing waiting, running or scheduled but the periodic reconcile sweep."""
     queue = make_queue(redis)
+    scheduled = set(queue.scheduled_job_registry.get_job_ids()) - {RECONCILE_JOB_ID}
     return not (
-        redis.llen(INBOX_KEY)
-        or queue.count
-        or queue.started_job_registry.count
-        or queue.scheduled_job_registry.count
+        redis.llen(INBOX_KEY) or queue.count or queue.started_job_registry.count or scheduled
     )
 
 
@@ -139,7 +146,7 @@ def run_pipeline(options: argparse.Namespace, folder: Path) -> None:
     app = create_app(Settings.from_env(env))
     client = app.test_client()
     deal_ids = list(fake.state.objects["deals"])[:deals_count]
-    workers = start_workers(options.workers, env, redis)
+    workers = start_workers(options.workers, env, redis, folder)
     fake.latency = options.latency
     first_call = len(fake.requests)
     delivered: list[tuple[str, float]] = []
@@ -153,8 +160,7 @@ def run_pipeline(options: argparse.Namespace, folder: Path) -> None:
             assert client.post("/webhooks/hubspot", data=body, headers=headers).status_code < 300
             now = time.time()
             delivered += [(str(e["objectId"]), now) for e in batch[: options.events - first]]
-        while not idle(redis) or _decided(folder) < deals_count:
-            time.sleep(0.2)
+        wait_for_decisions(redis, folder, deals_count)
         elapsed = time.time() - start
     finally:
         for worker in workers:
@@ -164,6 +170,23 @@ def run_pipeline(options: argparse.Namespace, folder: Path) -> None:
         fake.stop()
         redis.flushdb()
     report_pipeline(options, fake.requests[first_call:], delivered, elapsed, _decisions(folder))
+
+
+def wait_for_decisions(redis: Redis, folder: Path, deals: int, stall: float = 120.0) -> None:
+    """Until the queues are idle and every deal has a decision; stop with the workers'
+    last log lines when nothing is decided for ``stall`` seconds."""
+    last, since = -1, time.time()
+    while not idle(redis) or (decided := _decided(folder)) < deals:
+        decided = _decided(folder)
+        if decided != last:
+            last, since = decided, time.time()
+        elif time.time() - since > stall:
+            tails = "".join(
+                f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                for log in sorted(folder.glob("worker-*.log"))
+            )
+            raise SystemExit(f"stalled at {decided} of {deals} deals decided\n{tails}")
+        time.sleep(0.2)
 
 
 def _decided(folder: Path) -> int:

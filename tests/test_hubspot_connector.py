@@ -162,11 +162,36 @@ def test_batches_of_100(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
     assert len(records) == 250
     calls = connector.api_calls
     assert calls["deals.read"] == 3
-    assert calls["associations.deals.companies"] <= 3
-    assert calls["associations.deals.line_items"] <= 3
-    assert calls["companies.read"] <= 3 and calls["line_items.read"] <= 3
+    # Hydrated together: one association read per kind (1,000 ids per call), the
+    # shared company once, the one product's 250 line items in three reads of 100.
+    assert calls["associations.deals.companies"] == calls["associations.deals.line_items"] == 1
+    assert calls["companies.read"] == 1 and calls["line_items.read"] == 3
     assert calls["owners"] == calls["pipelines"] == calls["properties.read"] == 1
-    assert all(len(r.body["inputs"]) <= 100 for r in hs.calls("POST"))
+    assert sum(calls.values()) == 3 + 2 + 1 + 3 + 3
+    assert all(
+        len(r.body["inputs"]) <= 100 for r in hs.calls("POST") if "associations" not in r.path
+    )
+    assert {
+        r.path: len(r.body["inputs"]) for r in hs.calls("POST") if "associations" in r.path
+    } == {
+        "/crm/v4/associations/deals/companies/batch/read": 250,
+        "/crm/v4/associations/deals/line_items/batch/read": 250,
+    }
+
+
+def test_association_reads_take_1000_ids_and_no_more(
+    hs: FakeHubSpot, connector: HubSpotConnector
+) -> None:
+    for i in range(1, 1201):
+        hs.add_deal(str(i), hubspot_owner_id="7")
+    records = connector.read_opportunities([str(i) for i in range(1, 1201)])
+    assert len(records) == 1200
+    sizes = [
+        len(r.body["inputs"])
+        for r in hs.calls("POST")
+        if r.path.endswith("deals/line_items/batch/read")
+    ]
+    assert sizes == [1000, 200]
 
 
 def test_search_pages_by_object_id(hs: FakeHubSpot, connector: HubSpotConnector) -> None:

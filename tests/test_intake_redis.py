@@ -16,8 +16,9 @@ import pytest
 from redis import Redis
 
 from connectors.sandbox import SandboxConnector
+from integration.domain.crms import DEFAULT_JOB_SIZE, job_size
 from integration.domain.events import ChangeEvent, QueueUnavailable
-from integration.jobs.inbox import JOB_BATCH, drain
+from integration.jobs.inbox import drain
 from integration.jobs.intake import RedisIntake, drain_waiting
 from integration.jobs.queues import DRAIN_ARMED_KEY, INBOX_KEY, make_queue
 from integration.jobs.worker import Worker
@@ -98,9 +99,27 @@ def test_single_event_deliveries_share_full_batch_jobs(world):
     for i in range(150):
         intake.submit([_event(f"OPP-{i:03d}", f"k{i}")])
     drain(runtime.redis, lambda: None)
-    assert sorted(len(job.args[1]) for job in _evaluation_jobs(runtime)) == [50, JOB_BATCH]
+    assert sorted(len(job.args[1]) for job in _evaluation_jobs(runtime)) == [50, DEFAULT_JOB_SIZE]
     _work(runtime)
     assert sandbox.api_calls["read_opportunities"] == 2
+
+
+def test_each_crm_gets_jobs_of_its_own_size(world):
+    """HubSpot deals go 500 to a job (their association reads take 1,000 ids), Salesforce
+    opportunities 200 (one sObject Collections update), so calls per event stay low."""
+    runtime, _ = world
+    intake = RedisIntake(runtime.redis)
+    events = [ChangeEvent("hubspot", "opportunity", str(i), f"h{i}") for i in range(1200)]
+    events += [ChangeEvent("salesforce", "opportunity", f"006{i:015}", f"s{i}") for i in range(450)]
+    for start in range(0, len(events), 100):  # deliveries of 100 events, as HubSpot sends them
+        intake.submit(events[start : start + 100])
+    drain(runtime.redis, lambda: None)
+    sizes: dict[str, list[int]] = {}
+    for job in _evaluation_jobs(runtime):
+        sizes.setdefault(job.args[0], []).append(len(job.args[1]))
+    assert (job_size("hubspot"), job_size("salesforce")) == (500, 200)
+    assert sorted(sizes["hubspot"]) == [200, 500, 500]
+    assert sorted(sizes["salesforce"]) == [50, 200, 200]
 
 
 def test_a_drain_that_loses_its_lock_leaves_the_entries_and_the_next_plans_nothing_twice(world):

@@ -10,8 +10,9 @@ that found no drain waiting, turns them into evaluation jobs here:
   new event adds nothing (that job re-reads the record's current state when it
   runs). The job clears its ``pending`` markers as it starts, so an event that
   arrives mid-run queues a fresh evaluation;
-* records from many deliveries share jobs of up to :data:`JOB_BATCH`, so the
-  worker reads and writes them with full batch calls.
+* records from many deliveries share jobs of up to the CRM's job size
+  (:func:`integration.domain.crms.job_size`: 500 HubSpot deals, 200 Salesforce
+  opportunities), so the worker reads and writes them with full batch calls.
 
 Entries leave the inbox only after their jobs are queued; a drain that dies
 half-way leaves them for the next one, which skips what was already queued.
@@ -26,6 +27,7 @@ from typing import Any
 
 from redis.exceptions import LockError
 
+from integration.domain.crms import job_size
 from integration.domain.events import ChangeEvent
 from integration.jobs import handlers as jobs
 from integration.jobs.context import current as runtime
@@ -44,7 +46,6 @@ from integration.pipeline.processor import RetryLater
 
 log = logging.getLogger(__name__)
 
-JOB_BATCH = 100  # records per evaluation job: one full batch call per CRM read
 DRAIN_BATCH = 1000  # inbox entries read at a time
 DRAIN_LOCK_TTL = 120
 DRAIN_LOCK_WAIT = 10
@@ -93,11 +94,9 @@ class JobPlanner:
         return [event for event, seen in zip(events, flags, strict=True) if not seen]
 
     def _enqueue_coalesced(self, crm: str, kind: str, keys: dict[str, str]) -> None:
-        ids = list(keys)
-        for start in range(0, len(ids), JOB_BATCH):
-            self._enqueue_batch(
-                crm, kind, {oid: keys[oid] for oid in ids[start : start + JOB_BATCH]}
-            )
+        ids, size = list(keys), job_size(crm)
+        for start in range(0, len(ids), size):
+            self._enqueue_batch(crm, kind, {oid: keys[oid] for oid in ids[start : start + size]})
 
     def _enqueue_batch(self, crm: str, kind: str, keys: dict[str, str]) -> None:
         job_id = f"onstrategy-{kind}-{uuid.uuid4().hex}"

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 MAX_BATCH = 100
+MAX_ASSOCIATION_BATCH = 1000  # batch association reads: "may not exceed 1000 IDs" (2025 changelog)
 SEARCH_CAP = 10_000
 DEFAULT_RETURNED = ("hs_object_id", "createdate", "hs_lastmodifieddate")
 SINGULAR = {"deals": "DEAL", "companies": "COMPANY", "line_items": "LINE_ITEM", "tasks": "TASK"}
@@ -76,12 +77,12 @@ def _batch_reply(results: list, errors: list, ok_status: int = 200) -> tuple:
     return ok_status, {}, body
 
 
-def _too_many(inputs: list) -> tuple | None:
-    if len(inputs) > MAX_BATCH:
+def _too_many(inputs: list, limit: int = MAX_BATCH) -> tuple | None:
+    if len(inputs) > limit:
         return (
             400,
             {},
-            error(400, f"Batch input must contain at most {MAX_BATCH} inputs; got {len(inputs)}."),
+            error(400, f"Batch input must contain at most {limit} inputs; got {len(inputs)}."),
         )
     return None
 
@@ -205,7 +206,7 @@ def batch_create_tasks(state: Any, m: re.Match, query: dict, body: dict) -> tupl
 def associations_read(state: Any, m: re.Match, query: dict, body: dict) -> tuple:
     from_type, to_type = _object_type(m["from"]), _object_type(m["to"])
     inputs = body.get("inputs") or []
-    if (refused := _too_many(inputs)) is not None:
+    if (refused := _too_many(inputs, MAX_ASSOCIATION_BATCH)) is not None:
         return refused
     results, errors = [], []
     for item in inputs:

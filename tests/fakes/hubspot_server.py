@@ -4,9 +4,10 @@ The SDK talks through urllib3, which ``responses`` cannot intercept, so tests
 point ``host=`` at this server instead. It keeps deals, companies, line items,
 tasks, owners, pipelines, properties and associations in memory; property values
 are strings and only requested properties come back, as HubSpot does; batch
-endpoints refuse more than 100 inputs with a 400; creates answer 201; batch
-reads and updates answer 207 with per-input errors. Every request is recorded,
-and :meth:`FakeHubSpot.fail_next` makes the next requests answer 429 or 5xx.
+endpoints refuse more than 100 inputs (association reads more than 1,000) with a
+400; creates answer 201; batch reads and updates answer 207 with per-input errors.
+Every request is recorded, and :meth:`FakeHubSpot.fail_next` makes the next
+requests answer 429 or 5xx.
 
     with FakeHubSpot() as hs:
         hs.add_deal("1", dealname="Acme", company="10")
