@@ -8,7 +8,7 @@ Secrets are kept out of ``repr`` so they never reach a log or an error page.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlparse
 
@@ -36,6 +36,9 @@ class Settings:
     hubspot_calls_per_10s: int = 100  # the portal's tier: 100 Free/Starter, 190 Pro/Enterprise
     hubspot_search_per_second: int = 5
     task_check_seconds: int = 60  # a rep's CRM task states are read at most this often
+    # How long a drain waits for a burst's deliveries to fill a job, when nothing else is
+    # queued (a job of one delivery costs the CRM as many calls as a full one); 0 = never.
+    batch_wait_ms: int = 250
     hubspot_portal_id: str = ""  # the dashboard links each deal to its HubSpot record
     salesforce_instance_url: str = ""
     salesforce_access_token: str = secret()
@@ -61,56 +64,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         get = lambda name, default="": env.get(f"ONSTRATEGY_{name}", default).strip()  # noqa: E731
-        values = dict(
-            rules_dir=get("RULES_DIR", "rules"),
-            redis_url=_url(get("REDIS_URL"), "ONSTRATEGY_REDIS_URL", ("redis", "rediss", "unix")),
-            database_url=_database_url(get("DATABASE_URL", "sqlite:///onstrategy.db")),
-            admin_token=get("ADMIN_TOKEN"),
-            secret_key=_secret_key(get("SECRET_KEY")),
-            hubspot_access_token=get("HUBSPOT_ACCESS_TOKEN"),
-            hubspot_client_secret=get("HUBSPOT_CLIENT_SECRET"),
-            hubspot_api_url=_url(
-                get("HUBSPOT_API_URL", "https://api.hubapi.com"),
-                "ONSTRATEGY_HUBSPOT_API_URL",
-                ("http", "https"),
-            ).rstrip("/"),
-            hubspot_webhook_url=_url(
-                get("HUBSPOT_WEBHOOK_URL"), "ONSTRATEGY_HUBSPOT_WEBHOOK_URL", ("http", "https")
-            ),
-            hubspot_allow_v1v2=_flag(get("HUBSPOT_ALLOW_V1V2"), "ONSTRATEGY_HUBSPOT_ALLOW_V1V2"),
-            hubspot_calls_per_10s=_budget(
-                get("HUBSPOT_CALLS_PER_10S", "100"), "ONSTRATEGY_HUBSPOT_CALLS_PER_10S", 20
-            ),
-            task_check_seconds=_int(
-                get("TASK_CHECK_SECONDS", "60"), "ONSTRATEGY_TASK_CHECK_SECONDS"
-            ),
-            hubspot_search_per_second=_budget(
-                get("HUBSPOT_SEARCH_PER_SECOND", "5"), "ONSTRATEGY_HUBSPOT_SEARCH_PER_SECOND", 2
-            ),
-            hubspot_portal_id=_portal_id(get("HUBSPOT_PORTAL_ID")),
-            salesforce_instance_url=_url(
-                get("SALESFORCE_INSTANCE_URL"),
-                "ONSTRATEGY_SALESFORCE_INSTANCE_URL",
-                ("http", "https"),
-            ).rstrip("/"),
-            salesforce_access_token=get("SALESFORCE_ACCESS_TOKEN"),
-            salesforce_username=get("SALESFORCE_USERNAME"),
-            salesforce_password=get("SALESFORCE_PASSWORD"),
-            salesforce_security_token=get("SALESFORCE_SECURITY_TOKEN"),
-            salesforce_client_id=get("SALESFORCE_CLIENT_ID"),
-            salesforce_private_key_file=get("SALESFORCE_PRIVATE_KEY_FILE"),
-            salesforce_api_version=_api_version(get("SALESFORCE_API_VERSION", "62.0")),
-            salesforce_org_id=_org_id(get("SALESFORCE_ORG_ID")),
-            salesforce_webhook_secret=get("SALESFORCE_WEBHOOK_SECRET"),
-            salesforce_multi_currency=_flag(
-                get("SALESFORCE_MULTI_CURRENCY"), "ONSTRATEGY_SALESFORCE_MULTI_CURRENCY"
-            ),
-            salesforce_integration_user_id=_user_id(get("SALESFORCE_INTEGRATION_USER_ID")),
-            retention_days=_int(get("RETENTION_DAYS", "90"), "ONSTRATEGY_RETENTION_DAYS") or 90,
-            reconcile_interval_minutes=_int(
-                get("RECONCILE_INTERVAL_MINUTES", "60"), "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES"
-            ),
-        )
+        values = {**_service_values(get), **_hubspot_values(get), **_salesforce_values(get)}
         values["crms"] = _crms(get("CRM"), values)
         return cls(**values)
 
@@ -137,6 +91,69 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return replace(self, **changes)
+
+
+Getter = Callable[..., str]  # ONSTRATEGY_<name> from the environment, stripped
+
+
+def _service_values(get: Getter) -> dict[str, object]:
+    return dict(
+        rules_dir=get("RULES_DIR", "rules"),
+        redis_url=_url(get("REDIS_URL"), "ONSTRATEGY_REDIS_URL", ("redis", "rediss", "unix")),
+        database_url=_database_url(get("DATABASE_URL", "sqlite:///onstrategy.db")),
+        admin_token=get("ADMIN_TOKEN"),
+        secret_key=_secret_key(get("SECRET_KEY")),
+        task_check_seconds=_int(get("TASK_CHECK_SECONDS", "60"), "ONSTRATEGY_TASK_CHECK_SECONDS"),
+        batch_wait_ms=_int(get("BATCH_WAIT_MS", "250"), "ONSTRATEGY_BATCH_WAIT_MS"),
+        retention_days=_int(get("RETENTION_DAYS", "90"), "ONSTRATEGY_RETENTION_DAYS") or 90,
+        reconcile_interval_minutes=_int(
+            get("RECONCILE_INTERVAL_MINUTES", "60"), "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES"
+        ),
+    )
+
+
+def _hubspot_values(get: Getter) -> dict[str, object]:
+    return dict(
+        hubspot_access_token=get("HUBSPOT_ACCESS_TOKEN"),
+        hubspot_client_secret=get("HUBSPOT_CLIENT_SECRET"),
+        hubspot_api_url=_url(
+            get("HUBSPOT_API_URL", "https://api.hubapi.com"),
+            "ONSTRATEGY_HUBSPOT_API_URL",
+            ("http", "https"),
+        ).rstrip("/"),
+        hubspot_webhook_url=_url(
+            get("HUBSPOT_WEBHOOK_URL"), "ONSTRATEGY_HUBSPOT_WEBHOOK_URL", ("http", "https")
+        ),
+        hubspot_allow_v1v2=_flag(get("HUBSPOT_ALLOW_V1V2"), "ONSTRATEGY_HUBSPOT_ALLOW_V1V2"),
+        hubspot_calls_per_10s=_budget(
+            get("HUBSPOT_CALLS_PER_10S", "100"), "ONSTRATEGY_HUBSPOT_CALLS_PER_10S", 20
+        ),
+        hubspot_search_per_second=_budget(
+            get("HUBSPOT_SEARCH_PER_SECOND", "5"), "ONSTRATEGY_HUBSPOT_SEARCH_PER_SECOND", 2
+        ),
+        hubspot_portal_id=_portal_id(get("HUBSPOT_PORTAL_ID")),
+    )
+
+
+def _salesforce_values(get: Getter) -> dict[str, object]:
+    return dict(
+        salesforce_instance_url=_url(
+            get("SALESFORCE_INSTANCE_URL"), "ONSTRATEGY_SALESFORCE_INSTANCE_URL", ("http", "https")
+        ).rstrip("/"),
+        salesforce_access_token=get("SALESFORCE_ACCESS_TOKEN"),
+        salesforce_username=get("SALESFORCE_USERNAME"),
+        salesforce_password=get("SALESFORCE_PASSWORD"),
+        salesforce_security_token=get("SALESFORCE_SECURITY_TOKEN"),
+        salesforce_client_id=get("SALESFORCE_CLIENT_ID"),
+        salesforce_private_key_file=get("SALESFORCE_PRIVATE_KEY_FILE"),
+        salesforce_api_version=_api_version(get("SALESFORCE_API_VERSION", "62.0")),
+        salesforce_org_id=_org_id(get("SALESFORCE_ORG_ID")),
+        salesforce_webhook_secret=get("SALESFORCE_WEBHOOK_SECRET"),
+        salesforce_multi_currency=_flag(
+            get("SALESFORCE_MULTI_CURRENCY"), "ONSTRATEGY_SALESFORCE_MULTI_CURRENCY"
+        ),
+        salesforce_integration_user_id=_user_id(get("SALESFORCE_INTEGRATION_USER_ID")),
+    )
 
 
 def _crms(raw: str, values: dict) -> tuple[str, ...]:

@@ -10,6 +10,8 @@ against the file-backed sandbox CRM.
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,8 @@ from redis import Redis
 from connectors.sandbox import SandboxConnector
 from integration.domain.crms import DEFAULT_JOB_SIZE, job_size
 from integration.domain.events import ChangeEvent, QueueUnavailable
-from integration.jobs.inbox import drain
+from integration.jobs.handlers import evaluate_opportunities
+from integration.jobs.inbox import drain, drain_inbox, gather
 from integration.jobs.intake import RedisIntake, drain_waiting
 from integration.jobs.queues import DRAIN_ARMED_KEY, INBOX_KEY, make_queue
 from integration.jobs.worker import Worker
@@ -120,6 +123,75 @@ def test_each_crm_gets_jobs_of_its_own_size(world):
     assert (job_size("hubspot"), job_size("salesforce")) == (500, 200)
     assert sorted(sizes["hubspot"]) == [200, 500, 500]
     assert sorted(sizes["salesforce"]) == [50, 200, 200]
+
+
+def _hubspot_runtime(runtime, bind, wait_ms: int) -> Runtime:
+    """The world's runtime as a HubSpot portal's (drains do not call the CRM)."""
+    settings = runtime.settings.replace(crms=("hubspot",), batch_wait_ms=wait_ms)
+    hubspot = Runtime(settings, store=runtime.store, redis=runtime.redis, connectors={})
+    bind(hubspot)
+    return hubspot
+
+
+def _deliveries(intake: RedisIntake, first: int, count: int, pause: float = 0.0) -> None:
+    for n in range(first, first + count):
+        time.sleep(pause)
+        intake.submit(
+            [
+                ChangeEvent("hubspot", "opportunity", str(i), f"h{i}")
+                for i in range(n * 100, n * 100 + 100)
+            ]
+        )
+
+
+def _dequeue_drains(runtime) -> None:
+    """Take the queued drain off the queue, as the worker that runs it does."""
+    queue = make_queue(runtime.redis)
+    for job in queue.jobs:
+        if job.func_name.endswith("drain_inbox"):
+            queue.remove(job)
+
+
+def test_a_drain_waits_for_the_rest_of_a_burst_to_fill_a_job(world, bind):
+    """A free worker drains at the first delivery; waiting briefly lets the next four
+    share its job (one job of 500: 21 HubSpot calls, where five jobs of 100 take 35)."""
+    runtime, _ = world
+    _hubspot_runtime(runtime, bind, wait_ms=3000)
+    intake = RedisIntake(runtime.redis)
+    _deliveries(intake, 0, 1)
+    _dequeue_drains(runtime)
+    burst = threading.Thread(target=_deliveries, args=(intake, 1, 4, 0.05))
+    burst.start()
+    started = time.monotonic()
+    drain_inbox()
+    burst.join()
+    assert [len(job.args[1]) for job in _evaluation_jobs(runtime)] == [500]
+    assert time.monotonic() - started < 3.0  # it stopped waiting once a job was full
+
+
+def test_a_drain_never_waits_while_other_work_is_queued(world, bind):
+    runtime, _ = world
+    _hubspot_runtime(runtime, bind, wait_ms=5000)
+    make_queue(runtime.redis).enqueue(evaluate_opportunities, "hubspot", ["1"], {})
+    intake = RedisIntake(runtime.redis)
+    _deliveries(intake, 1, 1)
+    _dequeue_drains(runtime)
+    started = time.monotonic()
+    drain_inbox()
+    assert time.monotonic() - started < 2.0
+    assert sorted(len(job.args[1]) for job in _evaluation_jobs(runtime)) == [1, 100]
+
+
+def test_sandbox_drains_never_wait(world):
+    runtime, _ = world
+    assert gather(runtime.redis, wait=5.0, full=0) == 0.0
+    assert runtime.settings.crms == ("sandbox",) and runtime.settings.batch_wait_ms == 250
+    intake = RedisIntake(runtime.redis)
+    intake.submit([_event("OPP-000", "a")])
+    _dequeue_drains(runtime)
+    started = time.monotonic()
+    drain_inbox()
+    assert time.monotonic() - started < 1.0
 
 
 def test_a_drain_that_loses_its_lock_leaves_the_entries_and_the_next_plans_nothing_twice(world):

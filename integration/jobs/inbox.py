@@ -14,6 +14,12 @@ that found no drain waiting, turns them into evaluation jobs here:
   (:func:`integration.domain.crms.job_size`: 500 HubSpot deals, 200 Salesforce
   opportunities), so the worker reads and writes them with full batch calls.
 
+A drain that finds less than a job's worth waiting, and nothing else queued, first
+waits up to ``ONSTRATEGY_BATCH_WAIT_MS`` for the rest of a burst (see :func:`gather`):
+a free worker would otherwise turn each delivery into a job of its own, and a job
+of one delivery costs the CRM as many calls as a full one. With work queued it
+never waits, so a backlog is never slowed.
+
 Entries leave the inbox only after their jobs are queued; a drain that dies
 half-way leaves them for the next one, which skips what was already queued.
 """
@@ -21,13 +27,14 @@ half-way leaves them for the next one, which skips what was already queued.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from redis.exceptions import LockError
 
-from integration.domain.crms import job_size
+from integration.domain.crms import REMOTE_CRMS, job_size
 from integration.domain.events import ChangeEvent
 from integration.jobs import handlers as jobs
 from integration.jobs.context import current as runtime
@@ -49,6 +56,7 @@ log = logging.getLogger(__name__)
 DRAIN_BATCH = 1000  # inbox entries read at a time
 DRAIN_LOCK_TTL = 120
 DRAIN_LOCK_WAIT = 10
+GATHER_POLL = 0.02  # seconds between looks at the inbox while a drain gathers
 
 
 class Work:
@@ -135,6 +143,9 @@ def drain_inbox() -> dict[str, int]:
     if not lock.acquire():
         raise RetryLater("another drain is reading the inbox")
     try:
+        settings = runtime().settings
+        full = max((job_size(crm) for crm in settings.crms if crm in REMOTE_CRMS), default=0)
+        gather(redis, settings.batch_wait_ms / 1000, full)
         # Disarm first: a delivery appended from now on queues a drain of its own.
         redis.delete(DRAIN_ARMED_KEY)
         return drain(redis, lock.reacquire)
@@ -145,6 +156,23 @@ def drain_inbox() -> dict[str, int]:
             lock.release()
         except LockError:  # held past its timeout; the next drain re-reads what is left
             log.warning("inbox drain outlived its lock")
+
+
+def gather(redis: Any, wait: float, full: int) -> float:
+    """Wait up to ``wait`` seconds while the inbox holds fewer than ``full`` entries and no
+    other job is queued; return the seconds waited.
+
+    Runs while the drain is still armed, so the deliveries it waits for append without
+    queueing drains of their own. Only remote CRMs set ``full``: the sandbox's calls
+    cost nothing, so its drains never wait.
+    """
+    started = time.monotonic()
+    if wait <= 0 or full <= 0:
+        return 0.0
+    queue = make_queue(redis)
+    while time.monotonic() - started < wait and redis.llen(INBOX_KEY) < full and not queue.count:
+        time.sleep(GATHER_POLL)
+    return time.monotonic() - started
 
 
 def drain(redis: Any, still_mine: Callable[[], Any]) -> dict[str, int]:
