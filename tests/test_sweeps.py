@@ -214,6 +214,35 @@ def test_scheduled_reconcile_is_scheduled_once(
     assert make_queue(redis_conn).scheduled_job_registry.get_job_ids() == [JOB_ID]
 
 
+def test_a_worker_starting_after_a_sweep_ran_starts_no_second_chain(
+    tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
+):
+    """The sweep reschedules itself; a worker (re)starting later must find that chain."""
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(rules_dir),
+            "ONSTRATEGY_REDIS_URL": redis_url,
+            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
+            "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
+        }
+    )
+    sandbox = SandboxConnector(str(tmp_path / "crm.db"))
+    seed(sandbox, accounts=10, opportunities=20, today=TODAY)
+    runtime = Runtime(
+        settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
+    )
+    queue = make_queue(redis_conn)
+    for _ in range(2):  # two sweeps in a row, each due in turn, run by a real worker
+        assert schedule_reconcile(runtime) is (queue.scheduled_job_registry.count == 0)
+        [due] = queue.scheduled_job_registry.get_job_ids()
+        queue.scheduled_job_registry.remove(due)
+        queue.enqueue_job(queue.fetch_job(due))
+        Worker(runtime).work(burst=True)
+        assert queue.fetch_job(due).is_finished
+        assert schedule_reconcile(runtime) is False  # a worker restarting adds nothing
+        assert len(queue.scheduled_job_registry.get_job_ids()) == 1
+
+
 def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the_next(
     bind, tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
 ):
