@@ -233,7 +233,8 @@ def test_a_worker_starting_after_a_sweep_ran_starts_no_second_chain(
     )
     queue = make_queue(redis_conn)
     for _ in range(2):  # two sweeps in a row, each due in turn, run by a real worker
-        assert schedule_reconcile(runtime) is (queue.scheduled_job_registry.count == 0)
+        first_start = queue.scheduled_job_registry.count == 0
+        assert schedule_reconcile(runtime) is first_start
         [due] = queue.scheduled_job_registry.get_job_ids()
         queue.scheduled_job_registry.remove(due)
         queue.enqueue_job(queue.fetch_job(due))
