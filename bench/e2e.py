@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 from bench.fake_orgs import build_hubspot, build_salesforce, hubspot_managers  # noqa: E402
 from integration.app.factory import create_app  # noqa: E402
 from integration.jobs.queues import INBOX_KEY, make_queue  # noqa: E402
-from integration.jobs.schedule import JOB_IDS as RECONCILE_JOB_IDS  # noqa: E402
+from integration.jobs.schedule import PERIODIC_JOB_IDS  # noqa: E402
 from integration.jobs.worker import Worker  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402
@@ -129,7 +129,7 @@ def start_workers(
 def idle(redis: Redis) -> bool:
     """Nothing waiting, running or scheduled but the periodic reconcile sweep."""
     queue = make_queue(redis)
-    scheduled = set(queue.scheduled_job_registry.get_job_ids()) - set(RECONCILE_JOB_IDS)
+    scheduled = set(queue.scheduled_job_registry.get_job_ids()) - set(PERIODIC_JOB_IDS)
     return not (
         redis.llen(INBOX_KEY) or queue.count or queue.started_job_registry.count or scheduled
     )

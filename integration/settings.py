@@ -54,6 +54,7 @@ class Settings:
     salesforce_integration_user_id: str = ""
     reconcile_interval_minutes: int = 60  # the safety net for missed webhooks; 0 = off
     retention_days: int = 90  # history (events, decisions, writes) kept by `store prune`
+    prune_interval_hours: int = 0  # workers prune history this often; 0 = only by hand
 
     @property
     def crm(self) -> str:
@@ -106,6 +107,9 @@ def _service_values(get: Getter) -> dict[str, object]:
         task_check_seconds=_int(get("TASK_CHECK_SECONDS", "60"), "ONSTRATEGY_TASK_CHECK_SECONDS"),
         batch_wait_ms=_int(get("BATCH_WAIT_MS", "250"), "ONSTRATEGY_BATCH_WAIT_MS"),
         retention_days=_int(get("RETENTION_DAYS", "90"), "ONSTRATEGY_RETENTION_DAYS") or 90,
+        prune_interval_hours=_int(
+            get("PRUNE_INTERVAL_HOURS", "0"), "ONSTRATEGY_PRUNE_INTERVAL_HOURS"
+        ),
         reconcile_interval_minutes=_int(
             get("RECONCILE_INTERVAL_MINUTES", "60"), "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES"
         ),

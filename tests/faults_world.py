@@ -24,7 +24,7 @@ from redis import Redis
 from connectors.sandbox import SandboxConnector
 from integration.domain.events import ChangeEvent
 from integration.jobs.queues import make_queue
-from integration.jobs.schedule import JOB_IDS as RECONCILE_JOBS
+from integration.jobs.schedule import PERIODIC_JOB_IDS
 from integration.runtime import Runtime
 from integration.settings import Settings
 from integration.store.database import Store
@@ -152,7 +152,7 @@ class FaultWorld:
 
     def busy(self) -> bool:
         q = self.queue
-        scheduled = set(q.scheduled_job_registry.get_job_ids()) - set(RECONCILE_JOBS)
+        scheduled = set(q.scheduled_job_registry.get_job_ids()) - set(PERIODIC_JOB_IDS)
         return bool(q.count or q.started_job_registry.count or scheduled)
 
     def wait_idle(self, timeout: float, settle: float = 1.0) -> None:

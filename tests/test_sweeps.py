@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from sqlalchemy import text
 
 from connectors.base import OpportunityQuery, TransientError
 from connectors.sandbox import SandboxConnector
@@ -20,7 +21,7 @@ from integration.jobs import handlers as jobs
 from integration.jobs.handlers import listen_for_target_changes
 from integration.jobs.publish import publish_files
 from integration.jobs.queues import make_queue
-from integration.jobs.schedule import JOB_ID, schedule_reconcile
+from integration.jobs.schedule import JOB_ID, PRUNE_JOB_IDS, schedule_periodic, schedule_reconcile
 from integration.jobs.worker import Worker
 from integration.pipeline.sweep import SweepPlan, reconcile_plan, run_sweep, sync_targets
 from integration.runtime import Runtime
@@ -242,6 +243,56 @@ def test_a_worker_starting_after_a_sweep_ran_starts_no_second_chain(
         assert queue.fetch_job(due).is_finished
         assert schedule_reconcile(runtime) is False  # a worker restarting adds nothing
         assert len(queue.scheduled_job_registry.get_job_ids()) == 1
+
+
+def test_workers_prune_history_on_schedule_when_asked_and_keep_one_chain(
+    tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
+):
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(rules_dir),
+            "ONSTRATEGY_REDIS_URL": redis_url,
+            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
+            "ONSTRATEGY_PRUNE_INTERVAL_HOURS": "24",
+            "ONSTRATEGY_RETENTION_DAYS": "30",
+        }
+    )
+    sandbox = SandboxConnector(str(tmp_path / "crm.db"))
+    seed(sandbox, accounts=10, opportunities=20, today=TODAY)
+    runtime = Runtime(
+        settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
+    )
+    for _ in range(2):  # every open deal decided twice
+        run_sweep(runtime, "sandbox", reconcile_plan(runtime.rulebook(), None))
+    with sqlite_store.engine.begin() as connection:
+        connection.execute(text("UPDATE decisions SET decided_at = '2020-01-01 00:00:00'"))
+        deals = connection.execute(
+            text("SELECT count(DISTINCT opportunity_id) FROM decisions")
+        ).scalar()
+    queue = make_queue(redis_conn)
+    assert schedule_periodic(runtime) == [JOB_ID, PRUNE_JOB_IDS[0]]
+    assert schedule_periodic(runtime) == []  # a second worker adds nothing
+    queue.scheduled_job_registry.remove(PRUNE_JOB_IDS[0])
+    queue.enqueue_job(queue.fetch_job(PRUNE_JOB_IDS[0]))
+    Worker(runtime).work(burst=True)
+    with sqlite_store.engine.connect() as connection:
+        left = connection.execute(text("SELECT count(*) FROM decisions")).scalar()
+    assert left == deals  # each deal keeps its newest decision, the rest is gone
+    assert set(queue.scheduled_job_registry.get_job_ids()) == {JOB_ID, PRUNE_JOB_IDS[1]}
+    assert schedule_periodic(runtime) == []
+
+
+def test_pruning_is_off_unless_asked_for(sqlite_store, redis_conn, redis_url, rules_dir):
+    settings = Settings.from_env(
+        {
+            "ONSTRATEGY_RULES_DIR": str(rules_dir),
+            "ONSTRATEGY_REDIS_URL": redis_url,
+            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
+        }
+    )
+    runtime = Runtime(settings, store=sqlite_store, redis=redis_conn, connectors={})
+    assert settings.prune_interval_hours == 0
+    assert schedule_periodic(runtime) == [JOB_ID]  # the reconcile sweep only
 
 
 def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the_next(

@@ -14,7 +14,7 @@ from integration.jobs.context import bound
 from integration.jobs.handlers import listen_for_target_changes
 from integration.jobs.intake import drain_waiting
 from integration.jobs.queues import make_queue, usage_key
-from integration.jobs.schedule import schedule_reconcile
+from integration.jobs.schedule import schedule_periodic
 
 if TYPE_CHECKING:
     from integration.runtime import Runtime
@@ -103,7 +103,7 @@ def publish_usage(runtime: Runtime) -> None:
 def run_worker(runtime: Runtime, burst: bool = False) -> bool:
     """Work the project's queue; the scheduler runs retries and scheduled sweeps."""
     listen_for_target_changes(runtime)
-    schedule_reconcile(runtime)
+    schedule_periodic(runtime)
     drain_waiting(runtime.redis)
     return Worker(runtime).work(burst=burst, with_scheduler=True)
 
