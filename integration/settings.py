@@ -15,6 +15,10 @@ from urllib.parse import urlparse
 from connectors.config import secret
 from integration.domain.crms import CRM_NAMES
 
+#: A drain waiting longer than this for a burst would hold deliveries back for no gain:
+#: HubSpot sends a burst's deliveries within seconds, and a backlog never waits anyway.
+MAX_BATCH_WAIT_MS = 10_000
+
 
 class SettingsError(ValueError):
     """A setting is present but unusable; the message names it."""
@@ -105,7 +109,11 @@ def _service_values(get: Getter) -> dict[str, object]:
         admin_token=get("ADMIN_TOKEN"),
         secret_key=_secret_key(get("SECRET_KEY")),
         task_check_seconds=_int(get("TASK_CHECK_SECONDS", "60"), "ONSTRATEGY_TASK_CHECK_SECONDS"),
-        batch_wait_ms=_int(get("BATCH_WAIT_MS", "250"), "ONSTRATEGY_BATCH_WAIT_MS"),
+        batch_wait_ms=_at_most(
+            _int(get("BATCH_WAIT_MS", "250"), "ONSTRATEGY_BATCH_WAIT_MS"),
+            MAX_BATCH_WAIT_MS,
+            "ONSTRATEGY_BATCH_WAIT_MS",
+        ),
         retention_days=_int(get("RETENTION_DAYS", "90"), "ONSTRATEGY_RETENTION_DAYS") or 90,
         prune_interval_hours=_int(
             get("PRUNE_INTERVAL_HOURS", "0"), "ONSTRATEGY_PRUNE_INTERVAL_HOURS"
@@ -215,6 +223,12 @@ def _int(raw: str, name: str) -> int:
         raise SettingsError(f"{name} must be a whole number; got {raw!r}") from None
     if value < 0:
         raise SettingsError(f"{name} must not be negative; got {raw!r}")
+    return value
+
+
+def _at_most(value: int, limit: int, name: str) -> int:
+    if value > limit:
+        raise SettingsError(f"{name} must be at most {limit}; got {value}")
     return value
 
 

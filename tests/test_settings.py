@@ -25,6 +25,7 @@ def test_defaults():
     assert settings.crms == ("sandbox",) and settings.crm == "sandbox"
     assert settings.hubspot_api_url == "https://api.hubapi.com"
     assert settings.admin_token == ""
+    assert (settings.batch_wait_ms, settings.prune_interval_hours) == (250, 0)
 
 
 def test_unknown_crm_names_the_setting():
@@ -63,6 +64,9 @@ def test_crm_list_and_detection():
         ("HUBSPOT_CALLS_PER_10S", "5", "ONSTRATEGY_HUBSPOT_CALLS_PER_10S must be at least 20"),
         ("HUBSPOT_CALLS_PER_10S", "lots", "ONSTRATEGY_HUBSPOT_CALLS_PER_10S must be a whole"),
         ("HUBSPOT_SEARCH_PER_SECOND", "1", "ONSTRATEGY_HUBSPOT_SEARCH_PER_SECOND must be at"),
+        ("BATCH_WAIT_MS", "60000", "ONSTRATEGY_BATCH_WAIT_MS must be at most 10000; got 60000"),
+        ("BATCH_WAIT_MS", "-1", "ONSTRATEGY_BATCH_WAIT_MS must not be negative"),
+        ("PRUNE_INTERVAL_HOURS", "daily", "ONSTRATEGY_PRUNE_INTERVAL_HOURS must be a whole"),
     ],
 )
 def test_wrong_settings_name_the_setting_and_value(name, value, message):
