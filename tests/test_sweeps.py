@@ -38,6 +38,37 @@ def seeded(bind, runtime, sandbox):
     return runtime, sandbox
 
 
+@pytest.fixture
+def redis_world(tmp_path, rules_dir, sqlite_store, redis_conn, redis_url):
+    """Make a runtime on real Redis with a seeded sandbox CRM; keywords name more settings
+    (``CRM="sandbox"`` for ``ONSTRATEGY_CRM``)."""
+
+    def make(
+        sandbox: SandboxConnector | None = None,
+        accounts: int = 80,
+        opportunities: int = 200,
+        **settings: str,
+    ) -> tuple[Runtime, SandboxConnector]:
+        env = {
+            "ONSTRATEGY_RULES_DIR": str(rules_dir),
+            "ONSTRATEGY_REDIS_URL": redis_url,
+            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
+            **{f"ONSTRATEGY_{name}": value for name, value in settings.items()},
+        }
+        crm = sandbox or SandboxConnector(str(tmp_path / "crm.db"))
+        if opportunities:
+            seed(crm, accounts=accounts, opportunities=opportunities, today=TODAY)
+        made = Runtime(
+            Settings.from_env(env),
+            store=sqlite_store,
+            redis=redis_conn,
+            connectors={"sandbox": crm},
+        )
+        return made, crm
+
+    return make
+
+
 def _all(sandbox: SandboxConnector) -> list:
     return [r for page in sandbox.iter_opportunities(OpportunityQuery()) for r in page]
 
@@ -157,21 +188,9 @@ def test_second_reconcile_writes_nothing(seeded):
 
 
 def test_changed_list_file_queues_the_sync_by_itself(
-    bind, tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
+    bind, redis_world, rules_dir, sqlite_store, redis_conn
 ):
-    settings = Settings.from_env(
-        {
-            "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": redis_url,
-            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
-            "ONSTRATEGY_CRM": "sandbox",
-        }
-    )
-    sandbox = SandboxConnector(str(tmp_path / "crm.db"))
-    seed(sandbox, accounts=80, opportunities=200, today=TODAY)
-    runtime = Runtime(
-        settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
-    )
+    runtime, sandbox = redis_world(accounts=80, opportunities=200, CRM="sandbox")
     bind(runtime)
     listen_for_target_changes(runtime)  # as the worker and the app do at start-up
     sync_targets(runtime, "sandbox")
@@ -179,7 +198,9 @@ def test_changed_list_file_queues_the_sync_by_itself(
     _add_to_target_csv(rules_dir, account)
     runtime.rules.refresh()
     assert make_queue(redis_conn).count == 0  # an edited folder is not live
-    other = Runtime(settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox})
+    other = Runtime(
+        runtime.settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
+    )
     _publish(other, rules_dir)  # published from another process
     runtime.rules.refresh()  # any process noticing the new version queues the sync
     queue = make_queue(redis_conn)
@@ -193,45 +214,16 @@ def test_changed_list_file_queues_the_sync_by_itself(
     assert opps and all(r.current["comp_eligible"] in (True, 1) for r in opps)
 
 
-def test_scheduled_reconcile_is_scheduled_once(
-    tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
-):
-    settings = Settings.from_env(
-        {
-            "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": redis_url,
-            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
-            "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
-        }
-    )
-    runtime = Runtime(
-        settings,
-        store=sqlite_store,
-        redis=redis_conn,
-        connectors={"sandbox": SandboxConnector(":memory:")},
-    )
+def test_scheduled_reconcile_is_scheduled_once(redis_world, redis_conn):
+    runtime, _ = redis_world(opportunities=0, RECONCILE_INTERVAL_MINUTES="15")
     assert schedule_reconcile(runtime) is True
     assert schedule_reconcile(runtime) is False  # a second worker adds nothing
     assert make_queue(redis_conn).scheduled_job_registry.get_job_ids() == [JOB_ID]
 
 
-def test_a_worker_starting_after_a_sweep_ran_starts_no_second_chain(
-    tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
-):
+def test_a_worker_starting_after_a_sweep_ran_starts_no_second_chain(redis_world, redis_conn):
     """The sweep reschedules itself; a worker (re)starting later must find that chain."""
-    settings = Settings.from_env(
-        {
-            "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": redis_url,
-            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
-            "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
-        }
-    )
-    sandbox = SandboxConnector(str(tmp_path / "crm.db"))
-    seed(sandbox, accounts=10, opportunities=20, today=TODAY)
-    runtime = Runtime(
-        settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
-    )
+    runtime, _ = redis_world(accounts=10, opportunities=20, RECONCILE_INTERVAL_MINUTES="15")
     queue = make_queue(redis_conn)
     for _ in range(2):  # two sweeps in a row, each due in turn, run by a real worker
         first_start = queue.scheduled_job_registry.count == 0
@@ -246,21 +238,10 @@ def test_a_worker_starting_after_a_sweep_ran_starts_no_second_chain(
 
 
 def test_workers_prune_history_on_schedule_when_asked_and_keep_one_chain(
-    tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
+    redis_world, sqlite_store, redis_conn
 ):
-    settings = Settings.from_env(
-        {
-            "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": redis_url,
-            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
-            "ONSTRATEGY_PRUNE_INTERVAL_HOURS": "24",
-            "ONSTRATEGY_RETENTION_DAYS": "30",
-        }
-    )
-    sandbox = SandboxConnector(str(tmp_path / "crm.db"))
-    seed(sandbox, accounts=10, opportunities=20, today=TODAY)
-    runtime = Runtime(
-        settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
+    runtime, _ = redis_world(
+        accounts=10, opportunities=20, PRUNE_INTERVAL_HOURS="24", RETENTION_DAYS="30"
     )
     for _ in range(2):  # every open deal decided twice
         run_sweep(runtime, "sandbox", reconcile_plan(runtime.rulebook(), None))
@@ -282,37 +263,18 @@ def test_workers_prune_history_on_schedule_when_asked_and_keep_one_chain(
     assert schedule_periodic(runtime) == []
 
 
-def test_pruning_is_off_unless_asked_for(sqlite_store, redis_conn, redis_url, rules_dir):
-    settings = Settings.from_env(
-        {
-            "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": redis_url,
-            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
-        }
-    )
-    runtime = Runtime(settings, store=sqlite_store, redis=redis_conn, connectors={})
-    assert settings.prune_interval_hours == 0
+def test_pruning_is_off_unless_asked_for(redis_world):
+    runtime, _ = redis_world(opportunities=0)
+    assert runtime.settings.prune_interval_hours == 0
     assert schedule_periodic(runtime) == [JOB_ID]  # the reconcile sweep only
 
 
 def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the_next(
-    bind, tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
+    bind, redis_world, sqlite_store, redis_conn
 ):
     from integration.jobs.schedule import scheduled_reconcile
 
-    settings = Settings.from_env(
-        {
-            "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": redis_url,
-            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
-            "ONSTRATEGY_RECONCILE_INTERVAL_MINUTES": "15",
-        }
-    )
-    sandbox = SandboxConnector(str(tmp_path / "crm.db"))
-    seed(sandbox, accounts=80, opportunities=200, today=TODAY)
-    runtime = Runtime(
-        settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
-    )
+    runtime, sandbox = redis_world(accounts=80, opportunities=200, RECONCILE_INTERVAL_MINUTES="15")
     bind(runtime)
     first = scheduled_reconcile()
     assert first["sandbox"] > 0  # no watermark yet: every open opportunity
@@ -329,20 +291,13 @@ def test_scheduled_reconcile_sweeps_changes_since_the_last_one_and_schedules_the
 
 
 def test_transient_failure_of_a_target_sync_is_retried_with_the_same_arguments(
-    bind, tmp_path, rules_dir, sqlite_store, redis_conn, redis_url
+    bind, redis_world, tmp_path, redis_conn
 ):
-    settings = Settings.from_env(
-        {
-            "ONSTRATEGY_RULES_DIR": str(rules_dir),
-            "ONSTRATEGY_REDIS_URL": redis_url,
-            "ONSTRATEGY_DATABASE_URL": sqlite_store.url,
-            "ONSTRATEGY_CRM": "sandbox",
-        }
-    )
-    sandbox = _Interrupted(str(tmp_path / "crm.db"), pages=0)
-    seed(sandbox, accounts=80, opportunities=200, today=TODAY)
-    runtime = Runtime(
-        settings, store=sqlite_store, redis=redis_conn, connectors={"sandbox": sandbox}
+    runtime, sandbox = redis_world(
+        sandbox=_Interrupted(str(tmp_path / "crm.db"), pages=0),
+        accounts=80,
+        opportunities=200,
+        CRM="sandbox",
     )
     bind(runtime)
     assert jobs.sync_targets("sandbox")["retry"] == 2
