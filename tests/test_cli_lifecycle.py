@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from test_cli import words
 
+from connectors.base import OpportunityQuery
+from connectors.sandbox import SandboxConnector
 from integration.cli.commands import main
 from integration.cli.common import EXAMPLE_RULES
 from integration.engine.rulebook import read_folder
@@ -167,3 +169,19 @@ def test_targets_sync_publishes_a_changed_list_first_and_names_unknown_ids(admin
     assert history.count("#") == 2 and "target list from target_accounts.csv" in history
     after = json.loads(admin("rules", "preview", "--format", "json"))
     assert after["live_version"] != live and after["changes"] == []
+
+
+def test_preview_fresh_reads_a_change_made_in_the_crm_since_the_state_was_recorded(admin, tmp_path):
+    crm = SandboxConnector(str(tmp_path / "onstrategy-sandbox.db"))
+    pages = crm.iter_opportunities(OpportunityQuery(open_only=True, page_size=2000))
+    deal = next(r for page in pages for r in page if r.current.get("fit") == "Off Strategy").id
+    crm.set_opportunity(deal, exception_reason="Opens doors at two target accounts")
+    crm.close()
+
+    stored = json.loads(admin("rules", "preview", "--format", "json"))
+    assert stored["changes"] == []  # the store still holds the facts as last read
+    fresh = json.loads(admin("rules", "preview", "--fresh", "--format", "json"))
+    [change] = fresh["changes"]
+    assert change["opportunity_id"] == deal
+    assert change["fields"]["fit"] == ["Off Strategy", "Off Strategy (Approved)"]
+    assert fresh["live_version"] == fresh["draft_version"]  # only the CRM changed
