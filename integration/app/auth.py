@@ -9,6 +9,9 @@
   reverse proxy on the same host every request arrives from 127.0.0.1, so a
   request that carries a forwarding header is refused (403) and the log says why.
 - Every form carries a CSRF token bound to the session.
+- Five wrong tokens from one address (form or header, counted together) make it
+  wait until 15 minutes after the first (429 with ``Retry-After``), even with the
+  right token: :mod:`integration.app.throttle` keeps the count.
 
 The cookie is signed with ``ONSTRATEGY_SECRET_KEY``; when it is unset, a key is
 generated once and kept in the store, so every process and host shares it.
@@ -19,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -37,6 +41,8 @@ from flask import (
     session,
     url_for,
 )
+
+from integration.app.throttle import SigninThrottle, Standing
 
 if TYPE_CHECKING:
     from integration.settings import Settings
@@ -108,7 +114,7 @@ def refusal(kind: Kind) -> Response | None:
         return _loopback_only(kind)
     header = request.headers.get("Authorization")
     if header is not None:
-        return None if bearer_matches(header, token) else _unauthorized(kind)
+        return _bearer_refusal(kind, header, token)
     if _session_ok(token):
         return None
     if kind == "page":
@@ -122,6 +128,53 @@ def bearer_matches(header: str, token: str) -> bool:
     if scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _bearer_refusal(kind: Kind, header: str, token: str) -> Response | None:
+    """A program's token, under the same limit on wrong tokens per address as the form:
+    otherwise guessing would simply move from ``/signin`` to ``Authorization``."""
+    throttle, address = _throttle(), _client()
+    before = throttle.standing(address)
+    if before.blocked:
+        return _too_many(kind, "bearer", before)
+    if bearer_matches(header, token):
+        throttle.succeeded(address, before)
+        return None
+    throttle.failed(address)
+    return _unauthorized(kind)
+
+
+def _too_many(kind: Kind, via: str, standing: Standing) -> Response:
+    """429: this address gave too many wrong tokens; ``Retry-After`` says for how long."""
+    wait = standing.retry_after
+    log.warning(
+        "refused %s %s from %s: %d wrong admin tokens within %d minutes; it may try again in %d s",
+        request.method,
+        request.path,
+        _client(),
+        standing.failures,
+        _throttle().window // 60,
+        wait,
+    )
+    current_app.extensions["onstrategy"].metrics.signin_refused(via)
+    after = (datetime.now(UTC) + timedelta(seconds=wait)).strftime("%H:%M UTC")
+    message = (
+        f"Too many wrong tokens from your address. Try again in {_in_words(wait)} (after {after})."
+    )
+    if kind == "api":
+        response = jsonify(error="too_many_attempts", message=message, retry_after=wait)
+    else:
+        response = current_app.make_response(render_template("refused.html", message=message))
+    response.status_code = 429
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def _in_words(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _loopback_only(kind: Kind) -> Response | None:
@@ -174,6 +227,16 @@ def _unauthorized(kind: Kind) -> Response:
 
 def _token() -> str:
     return current_app.extensions["onstrategy"].settings.admin_token
+
+
+def _throttle() -> SigninThrottle:
+    return current_app.extensions["onstrategy"].signin_throttle
+
+
+def _client() -> str:
+    """The address the throttle counts: the peer Flask sees, as everywhere in this module
+    (no forwarding header is trusted; behind a proxy that is the proxy's address)."""
+    return request.remote_addr or "unknown"
 
 
 def _fingerprint(token: str) -> str:
@@ -237,18 +300,23 @@ def signin() -> Response | str:
 
 @bp.post("/signin")
 def signin_post() -> Response | tuple[str, int]:
-    token = _token()
+    token, throttle, address = _token(), _throttle(), _client()
     target = _safe_next(request.form.get("next"))
+    before = throttle.standing(address)  # before the comparison: blocked means blocked
+    if before.blocked:
+        return _too_many("page", "form", before)
     given = request.form.get("token", "").strip()
     if not token or not hmac.compare_digest(given.encode(), token.encode()):
-        log.warning("sign-in refused from %s: wrong token", request.remote_addr)
+        throttle.failed(address)
+        log.warning("sign-in refused from %s: wrong token", address)
         page = render_template("signin.html", next=target, failed=True, no_token=not token)
         return page, 401
+    throttle.succeeded(address, before)
     session.clear()
     session.permanent = True
     session["who"] = _fingerprint(token)
     session["csrf"] = secrets.token_urlsafe(32)
-    log.info("signed in from %s", request.remote_addr)
+    log.info("signed in from %s", address)
     return redirect(target)
 
 

@@ -16,6 +16,7 @@ from flask import Flask, Response, jsonify
 from integration.app import api, auth, insights_api
 from integration.app.dashboard import bp as dashboard_bp
 from integration.app.metrics import Metrics
+from integration.app.throttle import SigninThrottle
 from integration.domain.events import MAX_WEBHOOK_BODY
 from integration.domain.fields import FieldMap, WatchedFields
 from integration.jobs.handlers import listen_for_target_changes
@@ -36,6 +37,7 @@ class AppState:
     runtime: Runtime
     intake: Any
     metrics: Metrics
+    signin_throttle: SigninThrottle
     _recent: dict[tuple[str, str], tuple[float, Any]] = field(default_factory=dict)
 
     def fields(self, crm: str) -> FieldMap:
@@ -55,7 +57,10 @@ class AppState:
 
 
 def create_app(
-    settings: Settings | None = None, runtime: Runtime | None = None, intake: Any = None
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    intake: Any = None,
+    signin_throttle: SigninThrottle | None = None,
 ) -> Flask:
     settings = settings or (runtime.settings if runtime else _settings_or_exit())
     runtime = runtime or Runtime(settings)
@@ -65,7 +70,8 @@ def create_app(
     listen_for_target_changes(runtime)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_WEBHOOK_BODY
-    state = AppState(settings, runtime, intake or make_intake(runtime), Metrics())
+    throttle = signin_throttle or SigninThrottle(runtime.redis)
+    state = AppState(settings, runtime, intake or make_intake(runtime), Metrics(), throttle)
     app.extensions["onstrategy"] = state
     auth.init_app(app, settings, runtime.store)
     _register_blueprints(app)

@@ -74,6 +74,15 @@ class Metrics:
             "Reps whose coaching slot counter differs from their open tasks (the sweep repairs it)",
             registry=self.registry,
         )
+        self.signin_refusals = Counter(
+            "onstrategy_signin_refused",
+            "Admin-token attempts answered 429 because their address gave too many wrong "
+            "tokens in the window, by how the token came (form: /signin; bearer: Authorization)",
+            ["via"],
+            registry=self.registry,
+        )
+        for via in ("form", "bearer"):
+            self.signin_refusals.labels(via)  # both series from the first scrape, at 0
 
         self.api_used = Gauge(
             "onstrategy_crm_api_daily_used",
@@ -100,6 +109,10 @@ class Metrics:
     def webhook_event(self, source: str, kind: str, outcome: str) -> None:
         """Count one event of a delivery that was answered 2xx."""
         self._child(self.events, (source, kind[:80], outcome)).inc()
+
+    def signin_refused(self, via: str) -> None:
+        """Count one attempt refused (429) while its address waits."""
+        self._child(self.signin_refusals, (via,)).inc()
 
     def _child(self, counter: Counter, labels: tuple[str, ...]) -> Any:
         """The counter's child for ``labels``, kept: ``labels()`` validates and locks on
