@@ -31,6 +31,7 @@ class Settings:
     database_url: str = "sqlite:///onstrategy.db"
     crms: tuple[str, ...] = ("sandbox",)
     admin_token: str = secret()
+    proxy_hops: int = 0  # reverse proxies in front that append to X-Forwarded-For; 0: trust none
     secret_key: str = secret()  # signs session cookies; unset: one generated, kept in the store
     hubspot_access_token: str = secret()
     hubspot_client_secret: str = secret()
@@ -107,6 +108,9 @@ def _service_values(get: Getter) -> dict[str, object]:
         redis_url=_url(get("REDIS_URL"), "ONSTRATEGY_REDIS_URL", ("redis", "rediss", "unix")),
         database_url=_database_url(get("DATABASE_URL", "sqlite:///onstrategy.db")),
         admin_token=get("ADMIN_TOKEN"),
+        proxy_hops=_at_most(
+            _int(get("PROXY_HOPS", "0"), "ONSTRATEGY_PROXY_HOPS"), 5, "ONSTRATEGY_PROXY_HOPS"
+        ),
         secret_key=_secret_key(get("SECRET_KEY")),
         task_check_seconds=_int(get("TASK_CHECK_SECONDS", "60"), "ONSTRATEGY_TASK_CHECK_SECONDS"),
         batch_wait_ms=_at_most(

@@ -67,6 +67,7 @@ def test_crm_list_and_detection():
         ("BATCH_WAIT_MS", "60000", "ONSTRATEGY_BATCH_WAIT_MS must be at most 10000; got 60000"),
         ("BATCH_WAIT_MS", "-1", "ONSTRATEGY_BATCH_WAIT_MS must not be negative"),
         ("PRUNE_INTERVAL_HOURS", "daily", "ONSTRATEGY_PRUNE_INTERVAL_HOURS must be a whole"),
+        ("PROXY_HOPS", "9", "ONSTRATEGY_PROXY_HOPS must be at most 5; got 9"),
     ],
 )
 def test_wrong_settings_name_the_setting_and_value(name, value, message):

@@ -176,3 +176,31 @@ def test_the_process_count_is_safe_across_threads():
 def test_a_bad_limit_is_refused_by_name(allowed, window):
     with pytest.raises(ValueError, match="allowed" if not allowed else "window"):
         SigninThrottle(allowed=allowed, window=window)
+
+
+def test_behind_a_trusted_proxy_each_client_is_counted_by_its_own_address(
+    counted_in, sqlite_store, sandbox
+):
+    """ONSTRATEGY_PROXY_HOPS=1: the address nginx appended to X-Forwarded-For is the client."""
+    runtime = Runtime(
+        counted_in.settings.replace(proxy_hops=1),
+        store=sqlite_store,
+        redis=counted_in.redis,
+        connectors={"sandbox": sandbox},
+    )
+    client = create_app(runtime=runtime).test_client()
+    proxy = {"REMOTE_ADDR": "127.0.0.1"}
+    guesser = {**proxy, "HTTP_X_FORWARDED_FOR": "203.0.113.9"}
+    other = {**proxy, "HTTP_X_FORWARDED_FOR": "203.0.113.10"}
+    _wrong(client, FAILURES_ALLOWED, guesser)
+    assert _sign_in(client, "guess", guesser).status_code == 429
+    assert _sign_in(client, TOKEN, other).status_code == 302  # another client signs in
+
+
+def test_without_trusted_proxies_a_forged_forwarding_header_escapes_nothing(counted_in):
+    client = _app(counted_in).test_client()
+    for n in range(FAILURES_ALLOWED):
+        forged = {**HOME, "HTTP_X_FORWARDED_FOR": f"203.0.113.{n}"}
+        assert _sign_in(client, "guess", forged).status_code == 401
+    forged = {**HOME, "HTTP_X_FORWARDED_FOR": "203.0.113.99"}
+    assert _sign_in(client, TOKEN, forged).status_code == 429

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from integration.app import api, auth, insights_api
 from integration.app.dashboard import bp as dashboard_bp
@@ -70,6 +71,11 @@ def create_app(
     listen_for_target_changes(runtime)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_WEBHOOK_BODY
+    if settings.proxy_hops:
+        # The client's address, as the given number of trusted proxies recorded it in
+        # X-Forwarded-For: what wrong admin tokens are counted by. Nothing else a proxy
+        # sends is trusted (signatures cover the URL HubSpot used; redirects are relative).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     throttle = signin_throttle or SigninThrottle(runtime.redis)
     state = AppState(settings, runtime, intake or make_intake(runtime), Metrics(), throttle)
     app.extensions["onstrategy"] = state
