@@ -59,8 +59,13 @@ DRAIN_LOCK_WAIT = 10
 GATHER_POLL = 0.02  # seconds between looks at the inbox while a drain gathers
 
 
-class Work:
-    """The jobs some events ask for, grouped by CRM and kind (record id -> event key)."""
+class EventsByKind:
+    """Change events grouped by CRM, then kind, as record id -> event key.
+
+    The shape both intakes plan jobs from: ``by_crm[crm]["opportunity" | "account" |
+    "deleted"]``. A record also deleted in the same events loses its opportunity
+    entry, so a job never evaluates a deal that its own batch says is gone.
+    """
 
     def __init__(self, events: Iterable[ChangeEvent]) -> None:
         self.by_crm: dict[str, dict[str, dict[str, str]]] = {}
@@ -84,7 +89,7 @@ class JobPlanner:
     def submit(self, events: Sequence[ChangeEvent]) -> int:
         """Queue the work of ``events``; return how many were not redeliveries."""
         fresh = self._unseen(events)
-        for crm, kinds in Work(fresh).by_crm.items():
+        for crm, kinds in EventsByKind(fresh).by_crm.items():
             self._enqueue_coalesced(crm, "opportunity", kinds["opportunity"])
             self._enqueue_coalesced(crm, "account", kinds["account"])
             if kinds["deleted"]:

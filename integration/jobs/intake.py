@@ -31,7 +31,7 @@ from redis import RedisError
 from integration.domain.events import ChangeEvent, QueueUnavailable
 from integration.jobs import handlers as jobs
 from integration.jobs.context import bound
-from integration.jobs.inbox import Work, drain_inbox
+from integration.jobs.inbox import EventsByKind, drain_inbox
 from integration.jobs.queues import (
     DRAIN_ARM_TTL,
     DRAIN_ARMED_KEY,
@@ -135,7 +135,7 @@ class InlineIntake:
         return len(fresh)
 
     def _run(self, fresh: Sequence[ChangeEvent]) -> None:
-        for crm, kinds in Work(fresh).by_crm.items():
+        for crm, kinds in EventsByKind(fresh).by_crm.items():
             if kinds["opportunity"]:
                 jobs.evaluate_opportunities(crm, list(kinds["opportunity"]), kinds["opportunity"])
             if kinds["account"]:
