@@ -28,6 +28,14 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._register_webhook_metrics()
+        self._register_queue_gauges()
+        self._register_decision_gauges()
+        self._register_coaching_gauges()
+        self._register_signin_metrics()
+        self._register_crm_api_gauges()
+
+    def _register_webhook_metrics(self) -> None:
         self.requests = Counter(
             "onstrategy_webhook_requests",
             "Webhook deliveries by source and HTTP status",
@@ -40,12 +48,23 @@ class Metrics:
             ["source", "type", "outcome"],
             registry=self.registry,
         )
+
+    def _register_queue_gauges(self) -> None:
         self.queue_depth = Gauge(
             "onstrategy_queue_jobs",
             "Jobs by RQ registry; 'inbox' counts events not yet planned into jobs",
             ["state"],
             registry=self.registry,
         )
+        self.oldest_started = Gauge(
+            "onstrategy_oldest_started_job_seconds",
+            "Age of the oldest running job (0 when none): a dead worker's job grows old here "
+            "until RQ finds it abandoned and runs it again",
+            registry=self.registry,
+        )
+
+    def _register_decision_gauges(self) -> None:
+        """The business gauges, read from the store at each scrape (see :meth:`_business`)."""
         self.opportunities = Gauge(
             "onstrategy_opportunities",
             "Opportunities by CRM and fit tag (latest decision)",
@@ -63,17 +82,15 @@ class Metrics:
             "1 when the store answered this scrape, 0 when it did not",
             registry=self.registry,
         )
-        self.oldest_started = Gauge(
-            "onstrategy_oldest_started_job_seconds",
-            "Age of the oldest running job (0 when none): a dead worker's job grows old here "
-            "until RQ finds it abandoned and runs it again",
-            registry=self.registry,
-        )
+
+    def _register_coaching_gauges(self) -> None:
         self.slot_mismatch = Gauge(
             "onstrategy_coaching_slot_mismatch_reps",
             "Reps whose coaching slot counter differs from their open tasks (the sweep repairs it)",
             registry=self.registry,
         )
+
+    def _register_signin_metrics(self) -> None:
         self.signin_refusals = Counter(
             "onstrategy_signin_refused",
             "Admin-token attempts answered 429 because their address gave too many wrong "
@@ -84,6 +101,7 @@ class Metrics:
         for via in ("form", "bearer"):
             self.signin_refusals.labels(via)  # both series from the first scrape, at 0
 
+    def _register_crm_api_gauges(self) -> None:
         self.api_used = Gauge(
             "onstrategy_crm_api_daily_used",
             "CRM API calls used in the CRM's daily window (Salesforce: the org-wide rolling "
