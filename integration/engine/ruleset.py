@@ -148,25 +148,26 @@ def parse_ruleset(
     return ruleset, []
 
 
+#: The sections a rule file may have; any other top-level key is a problem.
+SECTIONS = (
+    "strategy",
+    "segments",
+    "fit",
+    "warnings",
+    "coaching",
+    "compensation",
+    "target_accounts",
+    "managers",
+    "fields",
+    "insights",
+)
+
+
 def _build(doc: Any, c: Checker, directory: str, version: str) -> Ruleset | None:
+    """Check every section (so one load reports every problem), then compile the ruleset."""
     if not c.mapping(doc, 1, "the rule file"):
         return None
-    c.only_keys(
-        doc,
-        (
-            "strategy",
-            "segments",
-            "fit",
-            "warnings",
-            "coaching",
-            "compensation",
-            "target_accounts",
-            "managers",
-            "fields",
-            "insights",
-        ),
-        "the rule file",
-    )
+    c.only_keys(doc, SECTIONS, "the rule file")
     strategy = c.text(doc, "strategy", required=True)
     segments, names = _segments(doc.get("segments"), doc.line_of("segments"), c)
     fit = _fit_rules(doc, c, names)
@@ -182,20 +183,20 @@ def _build(doc: Any, c: Checker, directory: str, version: str) -> Ruleset | None
     if c.problems or eligible is None:
         return None
     return Ruleset(
-        strategy or "",
-        tuple(segments),
-        tuple(fit),
-        tuple(warnings),
-        tuple(coaching),
-        cap,
-        eligible,
-        freeze,
-        target_file,
-        crm_field,
-        managers_file,
-        fields,
-        version,
-        directory,
+        strategy=strategy or "",
+        segments=tuple(segments),
+        fit=tuple(fit),
+        warnings=tuple(warnings),
+        coaching=tuple(coaching),
+        max_open_per_rep=cap,
+        eligible_when=eligible,
+        freeze_closed_before=freeze,
+        target_file=target_file,
+        target_crm_field=crm_field,
+        managers_file=managers_file,
+        fields=fields,
+        version=version,
+        directory=directory,
         insights=insights,
         queue_per_rep=bound,
     )
