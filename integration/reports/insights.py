@@ -128,6 +128,22 @@ class _Level:
         return line
 
 
+@dataclass
+class _Tally:
+    """What one pass over the deals counts per rep, before the roll-up.
+
+    Lines keyed by (team, rep): ``scope`` (the report's status), ``period`` (closed in
+    the period), ``window`` (closed in the trend's weeks). Counts keyed by (team, rep,
+    day): ``new`` is [created, created on strategy], ``won`` [amount, amount on strategy].
+    """
+
+    scope: dict[tuple[str, str], Line] = field(default_factory=dict)
+    period: dict[tuple[str, str], Line] = field(default_factory=dict)
+    window: dict[tuple[str, str], Line] = field(default_factory=dict)
+    new: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+    won: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
+
+
 class _Pass:
     """One pass over the deals into per-rep cells, then rolled up to teams and company.
 
@@ -156,35 +172,25 @@ class _Pass:
         return bucket
 
     def run(self, deals: Iterable[Deal]) -> None:
-        status = self.params.status
-        p_from, p_to = self.period
-        w_from, w_to = self.window
-        scope: dict[tuple[str, str], Line] = {}
-        period: dict[tuple[str, str], Line] = {}
-        window: dict[tuple[str, str], Line] = {}
-        new: dict[tuple[str, str, str], list[int]] = {}
-        won: dict[tuple[str, str, str], list[float]] = {}
+        tally = self._tally(deals)
+        cells = self._cells(tally.new, tally.won)
+        self._roll_up(tally.scope, tally.period, tally.window, cells)
+
+    def _tally(self, deals: Iterable[Deal]) -> _Tally:
+        """The one pass over the deals: each is added to its rep's lines and dated counts.
+
+        Open deals are kept for the top lists and on-strategy ones per rep for the reps
+        to learn from, in the same pass.
+        """
+        tally = _Tally()
+        scope, new = tally.scope, tally.new
         on_deals, open_deals = self.on_deals, self.open
-        open_in_scope = status in ("open", "all")
+        open_in_scope = self.params.status in ("open", "all")
         for deal in deals:
-            team, owner, closed = deal.team, deal.owner, deal.close_date
+            team, owner = deal.team, deal.owner
             on = deal.counts_as == "on"
             if deal.is_closed:
-                in_period = p_from <= closed <= p_to
-                in_scope = in_period and status in ("won" if deal.is_won else "lost", "all")
-                if in_period:
-                    line = period.get((team, owner)) or _new(period, team, owner)
-                    line.add_closed(deal)
-                if w_from <= closed <= w_to:
-                    line = window.get((team, owner)) or _new(window, team, owner)
-                    line.add_closed(deal)
-                if deal.is_won and closed:
-                    cell = won.get((team, owner, closed))
-                    if cell is None:
-                        cell = won[(team, owner, closed)] = [0.0, 0.0]
-                    cell[0] += deal.amount
-                    if on:
-                        cell[1] += deal.amount
+                in_scope = self._tally_closed(deal, on, tally)
             else:
                 in_scope = open_in_scope
                 open_deals.append(deal)
@@ -199,6 +205,40 @@ class _Pass:
                     count = new[(team, owner, deal.created_date)] = [0, 0]
                 count[0] += 1
                 count[1] += on
+        return tally
+
+    def _tally_closed(self, deal: Deal, on: bool, tally: _Tally) -> bool:
+        """Add a closed deal to the period's and the window's lines and, when won, its
+        amount to its close day; True when the report's status covers it in the period."""
+        team, owner, closed = deal.team, deal.owner, deal.close_date
+        p_from, p_to = self.period
+        w_from, w_to = self.window
+        in_period = p_from <= closed <= p_to
+        if in_period:
+            line = tally.period.get((team, owner)) or _new(tally.period, team, owner)
+            line.add_closed(deal)
+        if w_from <= closed <= w_to:
+            line = tally.window.get((team, owner)) or _new(tally.window, team, owner)
+            line.add_closed(deal)
+        if deal.is_won and closed:
+            cell = tally.won.get((team, owner, closed))
+            if cell is None:
+                cell = tally.won[(team, owner, closed)] = [0.0, 0.0]
+            cell[0] += deal.amount
+            if on:
+                cell[1] += deal.amount
+        return in_period and self.params.status in ("won" if deal.is_won else "lost", "all")
+
+    def _cells(
+        self,
+        new: dict[tuple[str, str, str], list[int]],
+        won: dict[tuple[str, str, str], list[float]],
+    ) -> dict[tuple[str, str, tuple], list[float]]:
+        """Per rep and date bucket: [new deals, new on strategy, won amount, won on strategy].
+
+        Counted per day first, then bucketed once per distinct day: far fewer days
+        than deals, so the week and period checks run once per day, not per deal.
+        """
         cells: dict[tuple[str, str, tuple], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0])
         buckets = self._buckets
         for (team, owner, day), (made, made_on) in new.items():
@@ -209,7 +249,7 @@ class _Pass:
             cell = cells[(team, owner, buckets.get(day) or self._bucket(day))]
             cell[2] += amount
             cell[3] += amount_on
-        self._roll_up(scope, period, window, cells)
+        return cells
 
     def _roll_up(self, scope: dict, period: dict, window: dict, cells: dict) -> None:
         levels = self.levels
