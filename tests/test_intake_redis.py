@@ -21,7 +21,7 @@ from connectors.sandbox import SandboxConnector
 from integration.domain.crms import DEFAULT_JOB_SIZE, job_size
 from integration.domain.events import ChangeEvent, QueueUnavailable
 from integration.jobs.handlers import evaluate_opportunities
-from integration.jobs.inbox import drain, drain_inbox, gather
+from integration.jobs.inbox import EventsByKind, drain, drain_inbox, gather
 from integration.jobs.intake import RedisIntake, drain_waiting
 from integration.jobs.queues import DRAIN_ARMED_KEY, INBOX_KEY, make_queue
 from integration.jobs.worker import Worker
@@ -235,3 +235,14 @@ def test_redis_down_is_queue_unavailable_and_nothing_is_acknowledged():
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     with pytest.raises(QueueUnavailable):
         RedisIntake(dead).submit([_event("OPP-000", "x")])
+
+
+def test_for_a_record_changed_and_deleted_in_one_drain_the_later_event_wins():
+    def planned(*kinds: str) -> dict[str, dict[str, str]]:
+        events = [ChangeEvent("hubspot", k, "42", f"e{n}") for n, k in enumerate(kinds)]
+        return EventsByKind(events).by_crm["hubspot"]
+
+    gone = planned("opportunity", "deleted")
+    assert (gone["opportunity"], gone["deleted"]) == ({}, {"42": "e1"})
+    restored = planned("opportunity", "deleted", "opportunity")  # deal.restore
+    assert (restored["opportunity"], restored["deleted"]) == ({"42": "e2"}, {})

@@ -59,12 +59,18 @@ DRAIN_LOCK_WAIT = 10
 GATHER_POLL = 0.02  # seconds between looks at the inbox while a drain gathers
 
 
+#: An event of the first kind makes an earlier one of the second kind for the same record moot.
+SUPERSEDES = {"deleted": "opportunity", "opportunity": "deleted"}
+
+
 class EventsByKind:
     """Change events grouped by CRM, then kind, as record id -> event key.
 
     The shape both intakes plan jobs from: ``by_crm[crm]["opportunity" | "account" |
-    "deleted"]``. A record also deleted in the same events loses its opportunity
-    entry, so a job never evaluates a deal that its own batch says is gone.
+    "deleted"]``. For a record both changed and deleted in the same events, the later
+    event wins (events come in the order they arrived): deleted, then no job evaluates
+    a deal its own batch says is gone; restored (HubSpot's ``deal.restore``) or
+    changed after the deletion, it is evaluated and not forgotten.
     """
 
     def __init__(self, events: Iterable[ChangeEvent]) -> None:
@@ -73,10 +79,9 @@ class EventsByKind:
             kinds = self.by_crm.setdefault(
                 event.crm, {"opportunity": {}, "account": {}, "deleted": {}}
             )
+            if event.kind in SUPERSEDES:
+                kinds[SUPERSEDES[event.kind]].pop(event.object_id, None)
             kinds[event.kind][event.object_id] = event.key
-        for kinds in self.by_crm.values():
-            for deleted in kinds["deleted"]:
-                kinds["opportunity"].pop(deleted, None)
 
 
 class JobPlanner:
