@@ -187,6 +187,31 @@ def test_moves_never_exceed_the_cap_or_double_release_under_concurrency(store_ur
     assert store.tasks.mismatched() == []
 
 
+def test_claims_go_in_together_and_one_another_worker_made_first_is_skipped(store):
+    tasks = store.tasks
+    theirs = tasks.add(task(opp="OPP-2"))  # another worker claimed OPP-2 first
+    tasks.add_many([task(opp="OPP-1"), task(opp="OPP-2"), task(opp="OPP-1", rule="other")])
+    rows = tasks.all_tasks()
+    assert sorted((r.opportunity_id, r.rule) for r in rows) == [
+        ("OPP-1", "big"),
+        ("OPP-1", "other"),
+        ("OPP-2", "big"),
+    ]
+    assert [r.id for r in rows if r.opportunity_id == "OPP-2"] == [theirs.id]
+    assert {(r.status, r.due_in_days, r.attempts, r.note) for r in rows} == {("queued", 3, 0, "")}
+
+
+def test_queued_rows_move_together_except_those_another_worker_moved_first(store):
+    tasks = store.tasks
+    rows = _queued(tasks, 3)
+    assert tasks.move(rows[1], "queued", "starting", cap=3)  # another worker started it
+    moved = tasks.move_queued(rows, "dropped", "beyond the queue bound")
+    assert sorted(moved) == sorted([rows[0].id, rows[2].id])
+    assert [r.status for r in tasks.all_tasks()] == ["dropped", "starting", "dropped"]
+    assert tasks.open_count("sandbox", "U-4") == 1  # no slot given back for a queued row
+    assert tasks.mismatched() == []
+
+
 def test_one_live_task_per_opportunity_and_rule(store):
     tasks = store.tasks
     first = tasks.add(task())

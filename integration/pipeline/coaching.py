@@ -186,12 +186,14 @@ class CoachingSync:
     def _claim(
         self, claims: Sequence[plan.Wanted], by_opp: dict[str, tuple[Decision, Facts]]
     ) -> None:
-        """Insert each claim as a queued row; a claim another worker made first is skipped."""
+        """Insert the claims as queued rows, in one transaction; a claim another worker
+        made first is skipped."""
+        rows = []
         for wanted in claims:
             decision, facts = by_opp[wanted.opportunity_id]
             task = next(t for t in decision.coaching if t.rule == wanted.rule)
             score, close = importance(facts)
-            self.tasks.add(
+            rows.append(
                 TaskRow(
                     crm=self.crm,
                     opportunity_id=wanted.opportunity_id,
@@ -206,8 +208,11 @@ class CoachingSync:
                     score=score,
                     close_date=close,
                     attempts=0,
+                    note="",
+                    task_id="",
                 )
             )
+        self.tasks.add_many(rows)
 
     def _rebalance(self, reps: Sequence[str], outcome: CoachingOutcome) -> None:
         """Per rep: start queued tasks into free slots, drop those beyond the queue bound."""
@@ -219,9 +224,9 @@ class CoachingSync:
             moves = plan.plan_queue(
                 [held(r) for r in mine.values()], occupied[rep], self.cap, self.queue_bound
             )
-            for h in moves.drop:
-                if self.tasks.move(mine[h.id], "queued", "dropped", note="beyond the queue bound"):
-                    outcome.dropped.append(_pair(h))
+            drop = [mine[h.id] for h in moves.drop]
+            dropped = set(self.tasks.move_queued(drop, "dropped", "beyond the queue bound"))
+            outcome.dropped.extend(_pair(row) for row in drop if row.id in dropped)
             for h in moves.start:
                 if self.tasks.move(mine[h.id], "queued", "starting", cap=self.cap, attempted=True):
                     starting.append(mine[h.id])

@@ -11,14 +11,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from integration.store.dialect import insert_for
 from integration.store.models import JudgementRow
 
 BATCH = 5000
-_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 COLUMNS = ("stamp", "fit", "fit_rule", "comp_eligible", "warned", "products")
 Judged = tuple[
     str, str, str, bool, bool, tuple[str, ...]
@@ -55,7 +53,7 @@ class JudgementStore:
         if not values:
             return
         with self.session.begin() as session:
-            upsert = _INSERTS[session.get_bind().dialect.name](JudgementRow)
+            upsert = insert_for(session, JudgementRow)
             statement = upsert.on_conflict_do_update(
                 index_elements=["crm", "opportunity_id"],
                 set_={name: upsert.excluded[name] for name in ("rulebook", *COLUMNS)},

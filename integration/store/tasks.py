@@ -9,7 +9,11 @@ when the row did: a slot is taken by the update that starts a queued task
 by the update that ends an occupying one. Each such transaction first touches
 the rep's counter row, which serialises them per rep (a row lock on PostgreSQL,
 the write lock on SQLite), so the counter always equals the rep's occupying
-rows and :meth:`TaskStore.recount` can rebuild it from them at any time.
+rows and :meth:`TaskStore.recount` can rebuild it from them at any time. Moves
+that neither take nor give back a slot (queued -> dropped) need no counter: they
+go many rows to one conditional UPDATE (:meth:`TaskStore.move_queued`), and new
+claims many rows to one INSERT (:meth:`TaskStore.add_many`), so a sweep that
+queues thousands of tasks does not commit once per task.
 
 A partial unique index allows at most one live task per (opportunity, rule).
 """
@@ -17,17 +21,15 @@ A partial unique index allows at most one live task per (opportunity, rule).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
+from integration.store.dialect import insert_for
 from integration.store.models import SlotRow, TaskRow
-
-LIVE = ("open", "starting", "queued")
-#: Statuses that take one of the rep's slots: created in the CRM, or being created.
-OCCUPYING = ("open", "starting")
+from integration.store.task_reads import OCCUPYING, TaskReads
 
 
 class _Unchanged(Exception):
@@ -38,164 +40,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class TaskStore:
-    def __init__(self, session: sessionmaker[Session]) -> None:
-        self.session = session
+def _column_values(task: TaskRow) -> dict[str, object]:
+    """A new row's column values for a bulk insert, unset ones at their column default."""
+    values = {}
+    for column in TaskRow.__table__.columns:
+        if column.name == "id":
+            continue
+        value = getattr(task, column.name)
+        if value is None and column.default is not None and column.default.is_scalar:
+            value = column.default.arg
+        values[column.name] = value
+    return values
 
-    # -- reads -------------------------------------------------------------
 
-    def live_for(self, crm: str, opportunity_ids: Sequence[str]) -> list[TaskRow]:
-        """Open, starting and queued tasks of these opportunities."""
-        if not opportunity_ids:
-            return []
-        with self.session() as session:
-            return list(
-                session.scalars(
-                    select(TaskRow).where(
-                        TaskRow.crm == crm,
-                        TaskRow.opportunity_id.in_(list(opportunity_ids)),
-                        TaskRow.status.in_(LIVE),
-                    )
-                )
-            )
-
-    def handled_for(self, crm: str, opportunity_ids: Sequence[str]) -> set[tuple[str, str]]:
-        """(opportunity, rule) pairs whose task a manager completed or deleted in the CRM.
-
-        Coaching that was done is not asked for again; a task the service closed
-        because the deal stopped qualifying may be created anew if it qualifies again.
-        """
-        if not opportunity_ids:
-            return set()
-        with self.session() as session:
-            rows = session.execute(
-                select(TaskRow.opportunity_id, TaskRow.rule).where(
-                    TaskRow.crm == crm,
-                    TaskRow.opportunity_id.in_(list(opportunity_ids)),
-                    TaskRow.status.in_(("completed", "deleted")),
-                )
-            )
-            return {(opp, rule) for opp, rule in rows}
-
-    def for_reps(self, crm: str, rep_ids: Sequence[str], status: str) -> list[TaskRow]:
-        """Tasks of these reps in one status; queued ones most important first."""
-        if not rep_ids:
-            return []
-        with self.session() as session:
-            return list(
-                session.scalars(
-                    select(TaskRow)
-                    .where(
-                        TaskRow.crm == crm,
-                        TaskRow.rep_id.in_(list(rep_ids)),
-                        TaskRow.status == status,
-                    )
-                    .order_by(TaskRow.score.desc(), TaskRow.close_date, TaskRow.id)
-                )
-            )
-
-    def slots(self, crm: str, rep_ids: Sequence[str]) -> dict[str, int]:
-        """The slot counter of each rep (0 when the rep has none yet)."""
-        with self.session() as session:
-            taken = dict(
-                session.execute(
-                    select(SlotRow.rep_id, SlotRow.open_count).where(
-                        SlotRow.crm == crm, SlotRow.rep_id.in_(list(rep_ids))
-                    )
-                ).all()
-            )
-        return {rep: taken.get(rep, 0) for rep in rep_ids}
-
-    def top_queued(self, crm: str, rep_id: str, limit: int) -> list[TaskRow]:
-        """The rep's ``limit`` most important queued tasks."""
-        with self.session() as session:
-            return list(
-                session.scalars(
-                    select(TaskRow)
-                    .where(TaskRow.crm == crm, TaskRow.rep_id == rep_id, TaskRow.status == "queued")
-                    .order_by(TaskRow.score.desc(), TaskRow.close_date, TaskRow.id)
-                    .limit(limit)
-                )
-            )
-
-    def stale_starting(self, crm: str, older_than: float) -> list[TaskRow]:
-        """Tasks whose creation started ``older_than`` seconds ago and never finished."""
-        cutoff = _now() - timedelta(seconds=older_than)
-        with self.session() as session:
-            return list(
-                session.scalars(
-                    select(TaskRow).where(
-                        TaskRow.crm == crm,
-                        TaskRow.status == "starting",
-                        TaskRow.updated_at < cutoff,
-                    )
-                )
-            )
-
-    def count(self, crm: str, rep_ids: Sequence[str], status: str) -> int:
-        with self.session() as session:
-            return (
-                session.scalar(
-                    select(func.count()).where(
-                        TaskRow.crm == crm,
-                        TaskRow.rep_id.in_(list(rep_ids)),
-                        TaskRow.status == status,
-                    )
-                )
-                or 0
-            )
-
-    def reps_with(self, crm: str, statuses: Sequence[str] = LIVE) -> list[str]:
-        """Reps who have tasks in these statuses."""
-        with self.session() as session:
-            return list(
-                session.scalars(
-                    select(TaskRow.rep_id)
-                    .where(TaskRow.crm == crm, TaskRow.status.in_(list(statuses)))
-                    .distinct()
-                )
-            )
-
-    def all_tasks(self, crm: str | None = None) -> list[TaskRow]:
-        with self.session() as session:
-            query = select(TaskRow).order_by(TaskRow.id)
-            if crm:
-                query = query.where(TaskRow.crm == crm)
-            return list(session.scalars(query))
-
-    def open_count(self, crm: str, rep_id: str) -> int:
-        with self.session() as session:
-            row = session.get(SlotRow, (crm, rep_id))
-            return row.open_count if row else 0
-
-    def occupying_counts(self, crm: str | None = None) -> dict[tuple[str, str], int]:
-        """(crm, rep) -> open and starting rows, counted from the rows themselves."""
-        query = (
-            select(TaskRow.crm, TaskRow.rep_id, func.count())
-            .where(TaskRow.status.in_(OCCUPYING))
-            .group_by(TaskRow.crm, TaskRow.rep_id)
-        )
-        if crm:
-            query = query.where(TaskRow.crm == crm)
-        with self.session() as session:
-            return {(c, rep): n for c, rep, n in session.execute(query)}
-
-    def mismatched(self) -> list[tuple[str, str, int, int]]:
-        """(crm, rep, counter, occupying rows) for every rep whose counter is off."""
-        rows = self.occupying_counts()
-        with self.session() as session:
-            counters = {
-                (c, r): n
-                for c, r, n in session.execute(
-                    select(SlotRow.crm, SlotRow.rep_id, SlotRow.open_count)
-                )
-            }
-        keys = sorted(set(rows) | set(counters))
-        return [
-            (crm, rep, counters.get((crm, rep), 0), rows.get((crm, rep), 0))
-            for crm, rep in keys
-            if counters.get((crm, rep), 0) != rows.get((crm, rep), 0)
-        ]
+class TaskStore(TaskReads):
+    """The task rows' reads (:class:`TaskReads`) and every change of their status."""
 
     # -- changes -----------------------------------------------------------
 
@@ -208,6 +67,37 @@ class TaskStore:
             return task
         except IntegrityError:
             return None
+
+    def add_many(self, tasks: Sequence[TaskRow]) -> None:
+        """Insert queued tasks in one transaction (one executemany).
+
+        A task already live for its opportunity and rule (another worker claimed it
+        first) is skipped by ``ON CONFLICT DO NOTHING`` on the partial unique index,
+        so one claim losing a race never undoes the others.
+        """
+        if not tasks:
+            return
+        now = _now()
+        rows = [{**_column_values(task), "created_at": now, "updated_at": now} for task in tasks]
+        with self.session.begin() as session:
+            statement = insert_for(session, TaskRow.__table__).on_conflict_do_nothing()
+            session.execute(statement, rows)
+
+    def move_queued(self, rows: Sequence[TaskRow], to: str, note: str) -> list[int]:
+        """Move queued tasks to a status that takes no slot (``dropped``, ``closed``) in
+        one conditional UPDATE; the ids this call moved (a row another worker moved
+        first is left alone). No slot changes, so no counter is touched."""
+        assert to not in OCCUPYING, "starting a task takes a slot: use move()"
+        if not rows:
+            return []
+        with self.session.begin() as session:
+            moved = session.scalars(
+                update(TaskRow)
+                .where(TaskRow.id.in_([r.id for r in rows]), TaskRow.status == "queued")
+                .values(status=to, note=note, updated_at=_now())
+                .returning(TaskRow.id)
+            )
+            return list(moved)
 
     def move(
         self,
@@ -323,51 +213,3 @@ class TaskStore:
                     .values(open_count=rows)
                 ).rowcount
         return fixed
-
-    def summary(self) -> list[tuple[str, str, str, str, int]]:
-        """(crm, assignee, rep, status, count) for the coaching report."""
-        with self.session() as session:
-            rows = session.execute(
-                select(
-                    TaskRow.crm, TaskRow.assignee_id, TaskRow.rep_id, TaskRow.status, func.count()
-                )
-                .where(TaskRow.status != "")
-                .group_by(TaskRow.crm, TaskRow.assignee_id, TaskRow.rep_id, TaskRow.status)
-            ).all()
-            return [tuple(r) for r in rows]  # type: ignore[misc]
-
-    def snapshot(self) -> tuple[list[tuple], list[tuple], dict[tuple[str, str], int], list[tuple]]:
-        """Everything a rules preview needs to count coaching, in four reads.
-
-        Live tasks ``(crm, opportunity, rule, status, rep)``, the pairs a manager
-        completed or deleted ``(crm, opportunity, rule)``, the open count per
-        ``(crm, rep)`` as the cap reservation sees it, and the pairs dropped beyond
-        the queue bound (claimed again, and dropped again, while the queue is full).
-        """
-        with self.session() as session:
-            live = session.execute(
-                select(
-                    TaskRow.crm,
-                    TaskRow.opportunity_id,
-                    TaskRow.rule,
-                    TaskRow.status,
-                    TaskRow.rep_id,
-                ).where(TaskRow.status.in_(LIVE))
-            ).all()
-            handled = session.execute(
-                select(TaskRow.crm, TaskRow.opportunity_id, TaskRow.rule).where(
-                    TaskRow.status.in_(("completed", "deleted"))
-                )
-            ).all()
-            slots = session.execute(select(SlotRow.crm, SlotRow.rep_id, SlotRow.open_count)).all()
-            dropped = session.execute(
-                select(TaskRow.crm, TaskRow.opportunity_id, TaskRow.rule).where(
-                    TaskRow.status == "dropped"
-                )
-            ).all()
-        return (
-            [tuple(r) for r in live],
-            [tuple(r) for r in handled],
-            {(crm, rep): count for crm, rep, count in slots},
-            [tuple(r) for r in dropped],
-        )
