@@ -4,8 +4,11 @@ It takes a token from the shared rate-limit bucket, passes a timeout, counts the
 call by kind (so tests and benchmarks can assert ceilings), retries a 429 a few
 times after the advised pause, drained from the shared bucket so every worker
 pauses (the SDK's urllib3 retry never retries POST or PATCH, which is every
-batch endpoint), and turns the SDK's exceptions into the
-typed errors of :mod:`connectors.base`.
+batch endpoint), retries a 5xx or a dropped connection twice after a short pause
+when the call can safely run again (reads and property updates; never a create,
+whose first attempt may have happened), and turns the SDK's exceptions into the
+typed errors of :mod:`connectors.base`. A failure that outlasts these retries
+fails the job, which runs again later (:func:`integration.jobs.handlers.retried`).
 
 Calls are made with ``_preload_content=False`` and the documented JSON read
 directly: one shape across the SDK's generated packages, 207 per-input errors
@@ -15,7 +18,9 @@ kept with their ``context``, and no parsing of timestamps we never use.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import hubspot
@@ -59,6 +64,10 @@ REQUEST_TIMEOUT = (5, 30)  # (connect, read) seconds
 DEFAULT_RETRY_AFTER = 10.0  # Retry-After is not guaranteed on a 429: wait out the 10 s window
 MAX_PAUSE = 15.0
 RATE_LIMIT_ATTEMPTS = 3
+#: Pauses before the second and third attempt of a call that may run again after a
+#: 5xx or a dropped connection: a moment's blip costs a second, not a whole job
+#: re-run 10 s later with every one of its reads.
+TRANSIENT_PAUSES = (0.5, 1.0)
 
 _BY_STATUS: dict[int, type[ConnectorError]] = {
     401: AuthError,
@@ -71,9 +80,15 @@ _BY_STATUS: dict[int, type[ConnectorError]] = {
 class HubSpotApi:
     """The SDK client plus rate limiting, retries, error translation and call counts."""
 
-    def __init__(self, client: Any, buckets: dict[str, TokenBucket] | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        buckets: dict[str, TokenBucket] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.client = client
         self.buckets = buckets or hubspot_buckets()
+        self.sleep = sleep
         self.api_calls: Counter[str] = Counter()
         self._apis: dict[str, Any] = {}
 
@@ -97,7 +112,8 @@ class HubSpotApi:
         the caller to attach to the inputs they name.
         """
         bucket = self.buckets["search" if kind.endswith("search") else "general"]
-        for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
+        pauses = list(TRANSIENT_PAUSES) if not kind.endswith(".create") else []
+        for attempt in range(1, RATE_LIMIT_ATTEMPTS + len(pauses) + 1):
             if not bucket.acquire():
                 raise RateLimited("hubspot", 429, body="local rate limit budget exhausted")
             self.api_calls[kind] += 1
@@ -107,8 +123,12 @@ class HubSpotApi:
                 # Draining the shared bucket pauses every worker, this one included:
                 # the next acquire() waits out the pause.
                 bucket.drain(min(exc.retry_after or DEFAULT_RETRY_AFTER, MAX_PAUSE))
-                if attempt == RATE_LIMIT_ATTEMPTS:
+                if attempt >= RATE_LIMIT_ATTEMPTS:
                     raise
+            except TransientError:
+                if not pauses:
+                    raise
+                self.sleep(pauses.pop(0))
         raise AssertionError("unreachable")
 
     def _send(self, path: str, method: str, args: tuple, kwargs: dict) -> dict:

@@ -205,10 +205,11 @@ def test_two_workers_through_429_and_503_storms_and_lost_answers_keep_every_prom
         REPS, cap
     )
     # Managers complete a task each; the next events free those slots for queued deals,
-    # through another 429 and a 503 on the deals' read (the job runs again).
+    # through another 429 and three 503s on the deals' read: more than the call's own
+    # retries, so the job runs again.
     completed = _complete_one_task_per_rep(portal)
     hs.fail_next(429, count=2, headers={"Retry-After": "1"})
-    hs.fail_next(503, count=1, path="/deals/batch/read")
+    hs.fail_next(503, count=3, path="/deals/batch/read")
     _deliver(portal, rnd, 2)
     portal.wait_idle(timeout=90)
 

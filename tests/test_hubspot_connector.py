@@ -62,7 +62,7 @@ def connector(hs: FakeHubSpot, clock: FakeClock) -> HubSpotConnector:
         name: TokenBucket(10_000, 1.0, burst=10_000, clock=clock, sleep=clock.sleep)
         for name in ("general", "search")
     }
-    api = HubSpotApi.create("secret-token", hs.url, buckets=buckets)
+    api = HubSpotApi.create("secret-token", hs.url, buckets=buckets, sleep=clock.sleep)
     return HubSpotConnector(api, FIELDS)
 
 
@@ -368,11 +368,35 @@ def test_429_exhausted_raises_rate_limited(
     assert clock.sleeps == [10.0, 10.0]
 
 
-def test_500_is_transient(hs: FakeHubSpot, connector: HubSpotConnector) -> None:
-    hs.fail_next(500)
+def test_a_5xx_blip_is_retried_inside_the_call(
+    hs: FakeHubSpot, connector: HubSpotConnector, clock: FakeClock
+) -> None:
+    seed(hs)
+    hs.fail_next(503, count=2, path="/deals/batch/read")
+    assert [r.id for r in connector.read_opportunities(["1"])] == ["1"]
+    assert clock.sleeps == [0.5, 1.0] and connector.api_calls["deals.read"] == 3
+
+
+def test_a_5xx_that_lasts_is_transient(
+    hs: FakeHubSpot, connector: HubSpotConnector, clock: FakeClock
+) -> None:
+    hs.fail_next(500, count=3)
     with pytest.raises(TransientError) as info:
         connector.read_opportunities(["1"])
     assert info.value.status == 500 and info.value.retryable
+    assert connector.api_calls["deals.read"] == 3
+
+
+def test_a_create_is_never_run_twice_by_the_client(
+    hs: FakeHubSpot, connector: HubSpotConnector, clock: FakeClock
+) -> None:
+    """Its first attempt may have created the task: the job's retry adopts it instead."""
+    seed(hs)
+    hs.fail_next(504, path="/tasks/batch/create", commit=True)
+    with pytest.raises(TransientError):
+        connector.create_tasks([TaskSpec("k0", "1", "7", "Coach", "Review fit", date(2026, 5, 4))])
+    assert connector.api_calls["tasks.create"] == 1 and clock.sleeps == []
+    assert len(hs.tasks_for_deal("1")) == 1
 
 
 def test_bad_token_is_auth_error(hs: FakeHubSpot) -> None:
