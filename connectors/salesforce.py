@@ -38,8 +38,10 @@ from connectors.base import (
     FieldUpdate,
     OpportunityQuery,
     OpportunityRecord,
+    RateLimited,
     TaskClose,
     TaskSpec,
+    TransientError,
     WriteResult,
     chunks,
     task_marker,
@@ -52,6 +54,8 @@ from integration.domain.sfid import to18
 log = logging.getLogger(__name__)
 
 BATCH = 200  # sObject Collections maximum records per request
+#: Pauses before the second and third attempt of a call that may safely run again.
+TRANSIENT_PAUSES = (0.5, 1.0)
 PRIORITIES = ("High", "Normal", "Low")
 USAGE_WARNING = 0.8
 
@@ -98,6 +102,21 @@ class SalesforceConnector:
         return self._sf
 
     def _call(self, kind: str, fn: Callable[[Salesforce], Any], object_id: str = "") -> Any:
+        """Run one API call, errors typed; a 5xx, timeout or dropped connection is tried
+        again after :data:`TRANSIENT_PAUSES` unless the call creates records (its first
+        attempt may have created them: the job's retry adopts them instead)."""
+        pauses = [] if kind == "create" else list(TRANSIENT_PAUSES)
+        while True:
+            try:
+                return self._call_once(kind, fn, object_id)
+            except RateLimited:
+                raise  # the org's daily allowance: another attempt now only spends more
+            except TransientError:
+                if not pauses:
+                    raise
+                self._sleep(pauses.pop(0))
+
+    def _call_once(self, kind: str, fn: Callable[[Salesforce], Any], object_id: str) -> Any:
         """Run one API call, re-authenticating once on an expired session, errors typed."""
         self.api_calls[kind] += 1
         try:

@@ -203,10 +203,26 @@ def test_expired_access_token_is_an_auth_error(org):
 )
 def test_errors_are_typed(org, status, code, error):
     [oid] = seed(org, 1)
-    org.fail_next(status, code, "boom")
+    org.fail_next(status, code, "boom", times=3)  # transient ones outlast the call's retries
     with pytest.raises(error) as raised:
-        org.connector().read_opportunities([oid])
+        org.connector(sleep=lambda seconds: None).read_opportunities([oid])
     assert raised.type is error and raised.value.status == status
+
+
+def test_a_5xx_blip_is_retried_inside_the_call_but_a_create_never(org):
+    [oid] = seed(org, 1)
+    sleeps: list[float] = []
+    connector = org.connector(sleep=sleeps.append)
+    org.fail_next(503, "SERVER_UNAVAILABLE", "busy", times=2)
+    assert [r.id for r in connector.read_opportunities([oid])] == [oid]
+    assert sleeps == [0.5, 1.0] and connector.api_calls["query"] == 3
+    manager = next(iter(org.users))
+    org.fail_creates(503, commit=True)  # made, but the answer was an error
+    with pytest.raises(TransientError):  # the job's retry adopts the task made
+        connector.create_tasks(
+            [TaskSpec("k0", oid, manager, "Coach", "Review fit", date(2026, 3, 1))]
+        )
+    assert connector.api_calls["create"] == 1 and len(org.tasks) == 1
 
 
 def test_timeout_is_transient():
