@@ -9,17 +9,16 @@ slot counters equal to their rows, and an audit row for every CRM write.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from worker_procs import start_worker, stop_workers
 
 from connectors.sandbox import SandboxConnector
 from integration.domain.events import ChangeEvent
@@ -99,18 +98,9 @@ class FaultWorld:
     # -- workers -------------------------------------------------------------
 
     def start_workers(self, n: int, extra_env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-c", "from integration.cli.commands import main; main()"]
-        for _ in range(n):
-            self.workers.append(
-                subprocess.Popen(
-                    [*command, "worker"],
-                    env={**self.env, **(extra_env or {})},
-                    cwd=self.tmp,  # the sandbox CRM file is found in the working folder
-                    stdout=self.log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # the worker and its scheduler: one group
-                )
-            )
+        env = {**self.env, **(extra_env or {})}
+        # The working folder: where the workers find the sandbox CRM's file.
+        self.workers += [start_worker(env, self.log, cwd=self.tmp) for _ in range(n)]
 
     def kill_worker(self, worker: subprocess.Popen) -> None:
         """SIGKILL a worker with its scheduler process, as when its machine dies."""
@@ -119,19 +109,7 @@ class FaultWorld:
         self.workers.remove(worker)
 
     def stop_workers(self) -> None:
-        for worker in self.workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-        for worker in self.workers:
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=5)
-        for worker in self.workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGKILL)  # a scheduler child left behind
-        self.workers.clear()
+        stop_workers(self.workers)
         time.sleep(0.5)
 
     def failures(self) -> list[str]:

@@ -14,15 +14,14 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from redis import Redis
+from worker_procs import start_worker, stop_workers
 
 from fakes.hubspot_server import FakeHubSpot
 from integration.domain.events import ChangeEvent
@@ -90,28 +89,10 @@ class Portal:
         self.workers: list[subprocess.Popen] = []
 
     def start_workers(self, n: int) -> None:
-        command = [sys.executable, "-c", "from integration.cli.commands import main; main()"]
-        for _ in range(n):
-            self.workers.append(
-                subprocess.Popen(
-                    [*command, "worker"],
-                    env=self.env,
-                    stdout=self.log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        self.workers += [start_worker(self.env, self.log) for _ in range(n)]
 
     def stop(self) -> None:
-        for worker in self.workers:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-        for worker in self.workers:
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=5)
+        stop_workers(self.workers)
         self.log.close()
         self.store.engine.dispose()
 
