@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -38,7 +37,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +46,16 @@ from redis import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.e2e_common import (  # noqa: E402
+    PER_EVENT_CALLS,
+    REDIS_URL,
+    SECRET,
+    empty_redis,
+    environment,
+    event,
+    signed,
+)
+from bench.e2e_intake import run_intake  # noqa: E402
 from bench.fake_orgs import build_hubspot, build_salesforce, hubspot_managers  # noqa: E402
 from integration.app.factory import create_app  # noqa: E402
 from integration.jobs.queues import INBOX_KEY, make_queue  # noqa: E402
@@ -55,56 +63,7 @@ from integration.jobs.schedule import PERIODIC_JOB_IDS  # noqa: E402
 from integration.jobs.worker import Worker  # noqa: E402
 from integration.runtime import Runtime  # noqa: E402
 from integration.settings import Settings  # noqa: E402
-from webhooks.hubspot_signature import v3_signature  # noqa: E402
 from webhooks.signed_events import sign  # noqa: E402
-
-SECRET = "bench-secret"
-URL = "http://localhost/webhooks/hubspot"
-REDIS_URL = os.environ.get("ONSTRATEGY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-PER_EVENT_CALLS = 3  # a per-event integration: read the deal, update it, read its task
-
-
-def event(n: int, deal: str) -> dict:
-    return {
-        "eventId": 1_000_000 + n,
-        "subscriptionId": 7,
-        "portalId": 99,
-        "occurredAt": int(time.time() * 1000),
-        "subscriptionType": "deal.propertyChange",
-        "objectId": int(deal),
-        "propertyName": "amount",
-        "propertyValue": str(1000 + n),
-    }
-
-
-def signed(events: list[dict], url: str = URL) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(events).encode()
-    stamp = str(int(time.time() * 1000))
-    return body, {
-        "Content-Type": "application/json",
-        "X-HubSpot-Signature-v3": v3_signature(SECRET, "POST", url, body, stamp),
-        "X-HubSpot-Request-Timestamp": stamp,
-    }
-
-
-def environment(folder: Path, api_url: str, budget: int) -> dict[str, str]:
-    return {
-        "ONSTRATEGY_RULES_DIR": str(folder / "rules"),
-        "ONSTRATEGY_DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
-        "ONSTRATEGY_REDIS_URL": REDIS_URL,
-        "ONSTRATEGY_CRM": "hubspot",
-        "ONSTRATEGY_HUBSPOT_ACCESS_TOKEN": "bench-token",
-        "ONSTRATEGY_HUBSPOT_CLIENT_SECRET": SECRET,
-        "ONSTRATEGY_HUBSPOT_API_URL": api_url,
-        "ONSTRATEGY_HUBSPOT_CALLS_PER_10S": str(budget),
-    }
-
-
-def empty_redis() -> Redis:
-    redis = Redis.from_url(REDIS_URL)
-    if redis.dbsize():
-        raise SystemExit(f"{REDIS_URL} is not empty; set ONSTRATEGY_BENCH_REDIS_URL to an empty db")
-    return redis
 
 
 def start_workers(
@@ -242,95 +201,6 @@ def _kind(request) -> str:
         if marker in path:
             return f"{request.method} {path.split(marker)[0]}{marker}"
     return f"{request.method} {path}"
-
-
-# -- intake: gunicorn serving the app vs a bare Flask endpoint ------------------------------
-
-BARE_APP = """
-from flask import Flask, Response, request
-app = Flask(__name__)
-@app.post("/webhooks/hubspot")
-def receive():
-    request.get_data()
-    return Response(status=204)
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def gunicorn(target: str, port: int, env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", target],
-        env={**os.environ, **env, "PYTHONPATH": f"{ROOT}{os.pathsep}{cwd}"},
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"gunicorn {target} did not start")
-
-
-def _client(args: tuple[int, int, int]) -> int:
-    """One client process: ``count`` single-event deliveries, one connection each."""
-    import http.client
-
-    port, count, seed = args
-    done = 0
-    for n in range(count):
-        body, headers = signed([event(seed * 10_000_000 + n, "20000000")], URL)
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        connection.request("POST", "/webhooks/hubspot", body=body, headers=headers)
-        if connection.getresponse().status < 300:
-            done += 1
-        connection.close()
-    return done
-
-
-def load(port: int, requests: int, seed: int, clients: int = 4) -> float:
-    with ProcessPoolExecutor(clients) as pool:
-        start = time.time()
-        done = sum(
-            pool.map(_client, [(port, requests // clients, seed + c) for c in range(clients)])
-        )
-        elapsed = time.time() - start
-    if done < requests // clients * clients:
-        raise SystemExit(f"only {done} of {requests} deliveries were acknowledged")
-    return done / elapsed
-
-
-def run_intake(options: argparse.Namespace, folder: Path) -> None:
-    redis = empty_redis()
-    (folder / "bare_app.py").write_text(BARE_APP)
-    env = environment(folder, "http://127.0.0.1:9", options.budget)
-    env["ONSTRATEGY_HUBSPOT_WEBHOOK_URL"] = URL
-    ours_port, bare_port = free_port(), free_port()
-    ours = gunicorn("integration.app:create_app()", ours_port, env, folder)
-    bare = gunicorn("bare_app:app", bare_port, {}, folder)
-    try:
-        best = {"ours": 0.0, "bare": 0.0}
-        for round_ in range(3):
-            best["bare"] = max(best["bare"], load(bare_port, options.intake_requests, round_ * 10))
-            rate = load(ours_port, options.intake_requests, 100 + round_ * 10)
-            best["ours"] = max(best["ours"], rate)
-    finally:
-        for process in (ours, bare):
-            process.terminate()
-            process.wait(timeout=30)
-        redis.flushdb()
-    print(
-        f"intake, gunicorn -w 2 sync, single-event signed deliveries: {best['ours']:.0f} req/s "
-        f"against {best['bare']:.0f} for a bare Flask endpoint: {best['ours'] / best['bare']:.2f}"
-    )
 
 
 def run_salesforce(options: argparse.Namespace, folder: Path) -> None:
